@@ -41,7 +41,9 @@ init_database() {
 
 	# Temporary server on the socket only, with the caller's -c options (config_file, hba_file, ...).
 	export PGPASSWORD="$POSTGRES_PASSWORD"
-	pg_ctl -D "$PGDATA" -o "$(printf '%q ' "${@:2}") -c listen_addresses='' -p 5432" -w start
+	local opts=""
+	if [ $# -gt 1 ]; then opts="$(printf '%q ' "${@:2}")"; fi
+	pg_ctl -D "$PGDATA" -o "$opts -c listen_addresses='' -p 5432" -w start
 	if [ "$POSTGRES_DB" != postgres ]; then
 		process_sql --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
 	fi

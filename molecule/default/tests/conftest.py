@@ -1,0 +1,88 @@
+"""Shared fixtures for the default scenario's testinfra suite: project paths, secrets, a playbook runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resolve().parents[3])
+INVENTORY = ROOT / "inventories" / "molecule"
+SECRETS = ROOT / ".secrets" / "molecule"
+PREFIX = "prism_mol"
+PG_PORT = 15432
+PG_DB = "prism"
+
+
+@dataclass
+class PlayResult:
+    rc: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        match = re.search(r"^localhost\s*:\s*(.*)$", self.output, re.M)
+        assert match, f"no PLAY RECAP in output:\n{self.output[-3000:]}"
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def run_playbook(*args: str, playbook: str = "site.yml", timeout: int = 900) -> PlayResult:
+    """Run a project playbook against the molecule inventory, the way an operator would."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        MOLECULE_PROJECT_DIRECTORY=str(ROOT),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    proc = subprocess.run(
+        ["ansible-playbook", playbook, "-i", str(INVENTORY), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlayResult(proc.returncode, proc.stdout + proc.stderr)
+
+
+def secret(name: str) -> str:
+    return (SECRETS / name).read_text().strip()
+
+
+def pg_connect(user: str = "postgres", password_file: str = "postgres_superuser_password"):
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=PG_PORT,
+        dbname=PG_DB,
+        user=user,
+        password=secret(password_file),
+        connect_timeout=5,
+    )
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture()
+def superuser():
+    conn = pg_connect()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture()
+def app_user():
+    conn = pg_connect("prism_app", "postgres_app_password")
+    yield conn
+    conn.close()
+
+
+def inspect(host, name: str) -> dict:
+    return json.loads(host.check_output("docker inspect %s", name))[0]

@@ -1,0 +1,240 @@
+"""A real PostgreSQL 17 server in a throwaway container, and a way to run modules against it with Ansible.
+
+The image is, in order: $PRISM_TEST_PG_IMAGE; the newest local image labelled
+org.prism.image.service=postgres (built or loaded by the project); postgres:17 if present locally.
+Nothing is pulled: no registry is assumed to be reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import psycopg2
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = REPO_ROOT / "plugins"
+IMAGE_LABEL = "org.prism.image.service=postgres"
+READY_TIMEOUT_S = 120
+
+
+def find_image(client: docker.DockerClient) -> str:
+    wanted = os.environ.get("PRISM_TEST_PG_IMAGE")
+    if wanted:
+        try:
+            client.images.get(wanted)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"PRISM_TEST_PG_IMAGE={wanted} is not a local image: build or load it first.")
+        return wanted
+    labelled = client.images.list(filters={"label": IMAGE_LABEL})
+    labelled = [image for image in labelled if image.tags]
+    if labelled:
+        newest = max(labelled, key=lambda image: image.attrs["Created"])
+        return newest.tags[0]
+    try:
+        client.images.get("postgres:17")
+    except docker.errors.ImageNotFound:
+        pytest.fail(
+            f"no PostgreSQL image: run `make images` (or the deploy) first. Looked for $PRISM_TEST_PG_IMAGE, "
+            f"an image labelled {IMAGE_LABEL} and postgres:17."
+        )
+    return "postgres:17"
+
+
+@dataclass
+class PgServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    image: str
+
+    def connect(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> Any:
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=user or self.user,
+            password=password if user else self.password,
+            dbname=dbname,
+            connect_timeout=5,
+        )
+
+    def login_args(self, dbname: str) -> dict[str, Any]:
+        return {
+            "login_host": self.host,
+            "login_port": self.port,
+            "login_user": self.user,
+            "login_password": self.password,
+            "login_db": dbname,
+        }
+
+
+def _wait_ready(container: Any, server: PgServer) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last_error = ""
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            logs = container.logs(tail=40).decode(errors="replace")
+            pytest.fail(f"PostgreSQL container from {server.image} exited during start:\n{logs}")
+        try:
+            conn = server.connect()
+        except psycopg2.OperationalError as exc:
+            last_error = str(exc).strip()
+            time.sleep(1)
+            continue
+        with conn, conn.cursor() as cursor:
+            cursor.execute("SELECT current_setting('server_version_num')::int")
+            version = cursor.fetchone()[0]
+        conn.close()
+        assert version // 10000 == 17, f"{server.image} runs PostgreSQL {version}, expected 17"
+        return
+    logs = container.logs(tail=40).decode(errors="replace")
+    pytest.fail(f"PostgreSQL in {server.image} not ready after {READY_TIMEOUT_S}s ({last_error}):\n{logs}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"Docker engine not reachable ({exc}): start dockerd first.")
+    image = find_image(client)
+    password = secrets.token_hex(16)
+    container = client.containers.run(
+        image,
+        detach=True,
+        name=f"prism-test-pg-schema-{secrets.token_hex(4)}",
+        environment={"POSTGRES_PASSWORD": password, "POSTGRES_DB": "prism_test"},
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels={"org.prism.test": "pg_schema"},
+    )
+    try:
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
+        server = PgServer(host="127.0.0.1", port=port, user="postgres", password=password, image=image)
+        _wait_ready(container, server)
+        yield server
+    finally:
+        container.remove(force=True, v=True)
+        client.close()
+
+
+def _admin(server: PgServer) -> Any:
+    conn = server.connect("postgres")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database for one test; dropped afterwards."""
+    name = f"t_{secrets.token_hex(6)}"
+    admin = _admin(pg_server)
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@dataclass
+class ModuleRun:
+    rc: int
+    result: dict[str, Any]
+    output: str
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.get("failed"))
+
+
+class AnsibleRunner:
+    """Runs one task of a module with ansible-playbook, independent of the repo's ansible.cfg."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "ansible.cfg"
+        config.write_text("[defaults]\n")
+        bindir = Path(sys.executable).parent
+        self.playbook_bin = str(bindir / "ansible-playbook")
+        self.env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(config),
+            "ANSIBLE_LIBRARY": str(PLUGINS / "modules"),
+            "ANSIBLE_MODULE_UTILS": str(PLUGINS / "module_utils"),
+            "ANSIBLE_DOC_FRAGMENT_PLUGINS": str(PLUGINS / "doc_fragments"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_HOME": str(workdir / "home"),
+            "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        }
+        self._count = 0
+
+    def start(
+        self, module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False
+    ) -> subprocess.Popen[str]:
+        self._count += 1
+        playbook = self.workdir / f"play_{self._count}.yml"
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": module, module: args}]}]
+        playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+        cmd = [
+            self.playbook_bin,
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps({"ansible_python_interpreter": sys.executable}),
+            str(playbook),
+        ]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        return subprocess.Popen(
+            cmd,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @staticmethod
+    def finish(proc: subprocess.Popen[str], timeout: float = 180) -> ModuleRun:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        try:
+            data = json.loads(stdout)
+            result = data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        except (ValueError, KeyError, IndexError) as exc:
+            raise AssertionError(
+                f"no task result from ansible-playbook (rc={proc.returncode}): {exc}\n{stdout}\n{stderr}"
+            ) from exc
+        return ModuleRun(rc=proc.returncode, result=result, output=stdout + stderr)
+
+    def run(self, module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False) -> ModuleRun:
+        return self.finish(self.start(module, args, check=check, diff=diff))
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> AnsibleRunner:
+    return AnsibleRunner(tmp_path / "ansible")
