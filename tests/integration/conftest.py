@@ -238,3 +238,9 @@ class AnsibleRunner:
 @pytest.fixture
 def runner(tmp_path: Path) -> AnsibleRunner:
     return AnsibleRunner(tmp_path / "ansible")
+
+
+@pytest.fixture(scope="session")
+def pg_image() -> str:
+    """The PostgreSQL image the tests start throwaway containers from (see find_image)."""
+    return find_image(docker.from_env())
