@@ -13,6 +13,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 from ansible.module_utils.prism_pg_schema import ADVISORY_LOCK_KEY
+from expected_schema import ORCH_TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO_ROOT / "files" / "migrations" / "postgres"
 SHIPPED = sorted(p.name for p in SCHEMA_DIR.glob("V*.sql"))
 HISTORY = "prism_schema_migrations"
-TABLES = {
-    "orch_task_manage",
-    "orch_user_query",
-    "orch_execution_plan",
-    "orch_agent_subtask",
-    "orch_constraint_violation",
-    "orch_user_feedback",
-    "orch_knowledge_metadata",
-}
+TABLES = set(ORCH_TABLES)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ansible.module_utils.prism_pg_schema import (
     validate_history_table,
 )
 from ansible.module_utils.prism_postgres import connection_params, describe_target, postgres_argument_spec
+from expected_schema import ORCH_TABLES
 from prism_postgres import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -365,15 +366,7 @@ def test_shipped_migrations_parse() -> None:
     migrations = parse_migrations(read_migration_dir(str(SCHEMA_DIR)))
     assert [m.file_name for m in migrations][:2] == ["V001__orch_tables.sql", "V002__orch_app_privileges.sql"]
     text = migrations[0].sql
-    for table in (
-        "orch_task_manage",
-        "orch_user_query",
-        "orch_execution_plan",
-        "orch_agent_subtask",
-        "orch_constraint_violation",
-        "orch_user_feedback",
-        "orch_knowledge_metadata",
-    ):
+    for table in sorted(ORCH_TABLES):
         assert f"CREATE TABLE public.{table} (" in text
     for index in ("idx_task_user_status", "idx_query_parsed_intent", "idx_plan_task_graph"):
         assert f"CREATE INDEX {index} " in text

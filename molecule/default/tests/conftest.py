@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ SECRETS = ROOT / ".secrets" / "molecule"
 PREFIX = "prism_mol"
 PG_PORT = 15432
 PG_DB = "prism"
+
+# The expected schema lives with the pytest suites (tests/expected_schema.py).
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 @dataclass

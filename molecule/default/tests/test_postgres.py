@@ -6,21 +6,9 @@ import psycopg2
 import psycopg2.errors
 import pytest
 from conftest import PG_PORT, PREFIX, inspect
+from expected_schema import NAMED_INDEXES, ORCH_TABLES
 
-TABLES = {
-    "orch_task_manage",
-    "orch_user_query",
-    "orch_execution_plan",
-    "orch_agent_subtask",
-    "orch_constraint_violation",
-    "orch_user_feedback",
-    "orch_knowledge_metadata",
-}
-NAMED_INDEXES = {
-    "idx_task_user_status": ("orch_task_manage", "btree", "(user_id, status)"),
-    "idx_query_parsed_intent": ("orch_user_query", "gin", "(parsed_intent)"),
-    "idx_plan_task_graph": ("orch_execution_plan", "gin", "(task_graph)"),
-}
+TABLES = set(ORCH_TABLES)
 
 
 def test_container_is_healthy_and_hardened(host):
