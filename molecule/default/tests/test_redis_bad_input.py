@@ -68,8 +68,10 @@ def test_missing_password_is_refused(host):
         ),
     )
     assert result.rc != 0
-    # The role's argument validation meets the undefined default first and shows its hint.
-    assert "Set redis_app_password in the inventory vault" in result.output, result.output[-3000:]
+    # site.yml's Preflight play meets the missing passwords before any host change, and names each one.
+    assert "redis_app_password, redis_admin_password must be set" in result.output, result.output[-3000:]
+    assert "in the inventory vault" in result.output
+    assert "redis_exporter_password" not in result.output.split("must be set")[0].splitlines()[-1]
     assert _state(host) == before
 
 
