@@ -90,3 +90,30 @@ def app_user():
 
 def inspect(host, name: str) -> dict:
     return json.loads(host.check_output("docker inspect %s", name))[0]
+
+
+def assert_healthy_and_hardened(host, name: str, volume: str, data_path: str) -> dict:
+    """The guarantees every service container gets from roles/prism/tasks/container.yml; returns the
+    inspect data so a service test can check its own extras."""
+    c = inspect(host, name)
+    assert c["State"]["Health"]["Status"] == "healthy"
+    assert c["State"]["Running"] is True
+    hc = c["HostConfig"]
+    assert "no-new-privileges:true" in hc["SecurityOpt"]
+    assert hc["Memory"] > 0 and hc["MemorySwap"] == hc["Memory"]
+    assert hc["PidsLimit"] and hc["PidsLimit"] > 0
+    assert hc["RestartPolicy"]["Name"] == "unless-stopped"
+    assert hc["LogConfig"]["Config"].get("max-size") == "10m"
+    assert c["Config"]["Labels"]["org.prism.image.source"] in {"registry", "archive", "build"}
+    mounts = {m["Destination"]: m for m in c["Mounts"]}
+    assert mounts[data_path]["Type"] == "volume"
+    assert mounts[data_path]["Name"] == volume
+    return c
+
+
+def assert_loopback_only(host, name: str, container_port: int, host_port: int) -> None:
+    """Published on 127.0.0.1 only: in Docker's binding and in what the host listens on."""
+    bindings = inspect(host, name)["HostConfig"]["PortBindings"][f"{container_port}/tcp"]
+    assert [(b["HostIp"], b["HostPort"]) for b in bindings] == [("127.0.0.1", str(host_port))]
+    assert host.socket(f"tcp://127.0.0.1:{host_port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{host_port}").is_listening

@@ -5,32 +5,20 @@ from __future__ import annotations
 import psycopg2
 import psycopg2.errors
 import pytest
-from conftest import PG_PORT, PREFIX, inspect
+from conftest import PG_PORT, PREFIX, assert_healthy_and_hardened, assert_loopback_only
 from expected_schema import NAMED_INDEXES, ORCH_TABLES
 
 TABLES = set(ORCH_TABLES)
 
 
 def test_container_is_healthy_and_hardened(host):
-    c = inspect(host, f"{PREFIX}_postgres")
-    assert c["State"]["Health"]["Status"] == "healthy"
-    assert c["State"]["Running"] is True
-    hc = c["HostConfig"]
-    assert "no-new-privileges:true" in hc["SecurityOpt"]
-    assert hc["Memory"] > 0 and hc["MemorySwap"] == hc["Memory"]
-    assert hc["PidsLimit"] and hc["PidsLimit"] > 0
-    assert hc["RestartPolicy"]["Name"] == "unless-stopped"
-    assert c["Config"]["Labels"]["org.prism.image.source"] in {"registry", "archive", "build"}
-    mounts = {m["Destination"]: m for m in c["Mounts"]}
-    assert mounts["/var/lib/postgresql/data"]["Type"] == "volume"
-    assert mounts["/var/lib/postgresql/data"]["Name"] == f"{PREFIX}_postgres_data"
+    assert_healthy_and_hardened(
+        host, f"{PREFIX}_postgres", f"{PREFIX}_postgres_data", "/var/lib/postgresql/data"
+    )
 
 
 def test_port_is_bound_to_loopback_only(host):
-    bindings = inspect(host, f"{PREFIX}_postgres")["HostConfig"]["PortBindings"]["5432/tcp"]
-    assert [(b["HostIp"], b["HostPort"]) for b in bindings] == [("127.0.0.1", str(PG_PORT))]
-    assert host.socket(f"tcp://127.0.0.1:{PG_PORT}").is_listening
-    assert not host.socket(f"tcp://0.0.0.0:{PG_PORT}").is_listening
+    assert_loopback_only(host, f"{PREFIX}_postgres", 5432, PG_PORT)
 
 
 def test_app_user_sees_the_seven_tables(app_user):

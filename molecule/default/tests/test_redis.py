@@ -11,7 +11,15 @@ import uuid
 
 import pytest
 import yaml
-from conftest import PREFIX, ROOT, inspect, run_playbook, secret
+from conftest import (
+    PREFIX,
+    ROOT,
+    assert_healthy_and_hardened,
+    assert_loopback_only,
+    inspect,
+    run_playbook,
+    secret,
+)
 
 REDIS_PORT = 16379
 NAME = f"{PREFIX}_redis"
@@ -94,22 +102,13 @@ def exporter():
 
 
 def test_container_is_healthy_and_hardened(host):
-    c = inspect(host, NAME)
-    assert c["State"]["Health"]["Status"] == "healthy"
-    assert c["State"]["Running"] is True
+    c = assert_healthy_and_hardened(host, NAME, f"{PREFIX}_redis_data", "/data")
     hc = c["HostConfig"]
-    assert "no-new-privileges:true" in hc["SecurityOpt"]
-    assert hc["Memory"] > 0 and hc["MemorySwap"] == hc["Memory"]
-    assert hc["PidsLimit"] and hc["PidsLimit"] > 0
-    assert hc["RestartPolicy"]["Name"] == "unless-stopped"
-    # Beyond postgres: runs as redis from the start, without capabilities, on a read-only root.
+    # Beyond the shared guarantees: runs as redis from the start, without capabilities, on a read-only root.
     assert c["Config"]["User"] == "999:999"
     assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"]
     assert hc["ReadonlyRootfs"] is True
-    assert c["Config"]["Labels"]["org.prism.image.source"] in {"registry", "archive", "build"}
     mounts = {m["Destination"]: m for m in c["Mounts"]}
-    assert mounts["/data"]["Type"] == "volume"
-    assert mounts["/data"]["Name"] == f"{PREFIX}_redis_data"
     assert mounts["/usr/local/etc/redis"]["RW"] is False
 
 
@@ -134,10 +133,7 @@ def test_no_cleartext_password_on_disk(host):
 
 
 def test_port_is_bound_to_loopback_only(host):
-    bindings = inspect(host, NAME)["HostConfig"]["PortBindings"]["6379/tcp"]
-    assert [(b["HostIp"], b["HostPort"]) for b in bindings] == [("127.0.0.1", str(REDIS_PORT))]
-    assert host.socket(f"tcp://127.0.0.1:{REDIS_PORT}").is_listening
-    assert not host.socket(f"tcp://0.0.0.0:{REDIS_PORT}").is_listening
+    assert_loopback_only(host, NAME, 6379, REDIS_PORT)
 
 
 def test_effective_config_shows_the_seed_values(admin):
