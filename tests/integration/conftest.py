@@ -244,3 +244,123 @@ def runner(tmp_path: Path) -> AnsibleRunner:
 def pg_image() -> str:
     """The PostgreSQL image the tests start throwaway containers from (see find_image)."""
     return find_image(docker.from_env())
+
+
+# --- Kafka ------------------------------------------------------------------------------------------------
+# A real Kafka 4.1 broker (KRaft, combined broker+controller) in a throwaway container, started from the
+# project-built image (label org.prism.image.service=kafka) or $PRISM_TEST_KAFKA_IMAGE. Nothing is pulled.
+
+KAFKA_IMAGE_LABEL = "org.prism.image.service=kafka"
+KAFKA_READY_TIMEOUT_S = 120
+
+
+@dataclass
+class KafkaServer:
+    bootstrap: str
+    image: str
+    container: Any
+
+    def connection_args(self) -> dict[str, Any]:
+        return {"bootstrap_servers": [self.bootstrap], "request_timeout": 20}
+
+
+def find_kafka_image(client: docker.DockerClient) -> str:
+    wanted = os.environ.get("PRISM_TEST_KAFKA_IMAGE")
+    if wanted:
+        try:
+            client.images.get(wanted)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"PRISM_TEST_KAFKA_IMAGE={wanted} is not a local image: build or load it first.")
+        return wanted
+    labelled = [image for image in client.images.list(filters={"label": KAFKA_IMAGE_LABEL}) if image.tags]
+    if not labelled:
+        pytest.fail(
+            f"no Kafka image: run the deploy (or the kafka role's image step) first. Looked for "
+            f"$PRISM_TEST_KAFKA_IMAGE and an image labelled {KAFKA_IMAGE_LABEL}."
+        )
+    return max(labelled, key=lambda image: image.attrs["Created"]).tags[0]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_kafka_ready(container: Any, server: KafkaServer) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + KAFKA_READY_TIMEOUT_S
+    last_error = ""
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            logs = container.logs(tail=40).decode(errors="replace")
+            pytest.fail(f"Kafka container from {server.image} exited during start:\n{logs}")
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=[server.bootstrap], bootstrap_timeout_ms=3000)
+        except Exception as exc:  # not listening yet
+            last_error = str(exc)
+            time.sleep(1)
+            continue
+        try:
+            if admin.describe_cluster()["brokers"]:
+                return
+        finally:
+            admin.close()
+    logs = container.logs(tail=40).decode(errors="replace")
+    pytest.fail(f"Kafka in {server.image} not ready after {KAFKA_READY_TIMEOUT_S}s ({last_error}):\n{logs}")
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[KafkaServer]:
+    """One broker for the session. The listener's container port equals the published host port, so the
+    advertised 127.0.0.1:<port> works from the host and from inside the container alike."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"Docker engine not reachable ({exc}): start dockerd first.")
+    image = find_kafka_image(client)
+    port = _free_port()
+    env = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://:{port},CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_HEAP_OPTS": "-Xms512m -Xmx512m",
+        "CLUSTER_ID": "prismTestCluster000000",
+    }
+    container = client.containers.run(
+        image,
+        detach=True,
+        name=f"prism-test-kafka-{secrets.token_hex(4)}",
+        environment=env,
+        ports={f"{port}/tcp": ("127.0.0.1", port)},
+        mem_limit="1g",
+        labels={"org.prism.test": "kafka"},
+    )
+    try:
+        server = KafkaServer(bootstrap=f"127.0.0.1:{port}", image=image, container=container)
+        _wait_kafka_ready(container, server)
+        yield server
+    finally:
+        container.remove(force=True, v=True)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def session_runner(tmp_path_factory: pytest.TempPathFactory) -> AnsibleRunner:
+    """An AnsibleRunner for session- or module-scoped fixtures (``runner`` is per test)."""
+    return AnsibleRunner(tmp_path_factory.mktemp("ansible-session"))
