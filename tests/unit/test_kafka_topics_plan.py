@@ -21,6 +21,7 @@ from ansible.module_utils.prism_kafka_topics import (
     parse_topics,
     plan_topics,
 )
+from module_stub import FailJson, FakeModule
 from prism_kafka import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -265,15 +266,6 @@ def test_client_params_plaintext_and_sasl_ssl() -> None:
         _params(security_protocol="SASL_SSL", sasl_username="admin", sasl_password="s3cret")
     )
     assert "s3cret" not in target and "admin@k:9092" in target
-
-
-class FailJson(Exception):
-    pass
-
-
-class FakeModule:
-    def fail_json(self, **kwargs: object) -> None:
-        raise FailJson(kwargs)
 
 
 def test_missing_kafka_python_fails_with_missing_required_lib(monkeypatch: pytest.MonkeyPatch) -> None:

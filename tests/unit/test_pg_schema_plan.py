@@ -25,6 +25,7 @@ from ansible.module_utils.prism_pg_schema import (
 )
 from ansible.module_utils.prism_postgres import connection_params, describe_target, postgres_argument_spec
 from expected_schema import ORCH_TABLES
+from module_stub import FailJson, FakeModule
 from prism_postgres import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -397,17 +398,6 @@ def test_connection_params_map_options_without_unset_password() -> None:
     assert conn["password"] == "s3cret"
     assert conn["sslrootcert"] == "/ca.pem"
     assert "s3cret" not in describe_target({**params, "login_password": "s3cret"})
-
-
-class FailJson(Exception):
-    pass
-
-
-class FakeModule:
-    """Just enough of AnsibleModule for ensure_psycopg2: fail_json stops like the real one."""
-
-    def fail_json(self, **kwargs: object) -> None:
-        raise FailJson(kwargs)
 
 
 def test_missing_psycopg2_fails_with_missing_required_lib(monkeypatch: pytest.MonkeyPatch) -> None:
