@@ -32,7 +32,7 @@ def containers(pg_image):
 
     yield make
     for container in made:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
 
 def test_waits_for_all_healthy(runner, containers):

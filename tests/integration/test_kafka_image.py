@@ -27,7 +27,7 @@ def volume() -> Iterator[tuple[Any, str]]:
         yield client, name
     finally:
         for container in client.containers.list(all=True, filters={"label": f"org.prism.test.volume={name}"}):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         client.volumes.get(name).remove(force=True)
         client.close()
 
