@@ -1,0 +1,262 @@
+# Copyright: PRISM orchestration team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The PRISM acceptance suite's frame: result rows, the test namespace of one run, the counts taken before
+and after a run (the "no trace" proof) and the pass/fail table. Pure code, unit-tested; the checks against
+the services are in prism_acceptance_checks.py.
+
+Statuses: PASS, FAIL, and NOT RUN HERE (with the reason: the service is not deployed, or check mode). A check
+is never skipped silently: every requested check yields a row.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PASS = "PASS"
+FAIL = "FAIL"
+NOT_RUN = "NOT RUN HERE"
+
+# The checks in the order they run (the issue's names; the seed's test_all.py and test_monitoring.py).
+CHECKS = (
+    "postgresql_basic",
+    "postgresql_relationships",
+    "redis_operations",
+    "weaviate_operations",
+    "kafka_operations",
+    "integration_workflow",
+    "monitoring",
+)
+# The last row: counts before and after the run compared (rows, keys, objects; Kafka offsets reported).
+NO_TRACE = "no_trace"
+
+# Every orch_* table has tenant_id. Deleting one tenant's rows goes child -> parent (V001's header), with
+# the plan and subtask tables named too, so a half-built chain of a crashed run is removed as well.
+ORCH_TABLES = (
+    "orch_user_query",
+    "orch_task_manage",
+    "orch_execution_plan",
+    "orch_agent_subtask",
+    "orch_constraint_violation",
+    "orch_user_feedback",
+    "orch_knowledge_metadata",
+)
+TENANT_DELETE_ORDER = (
+    "orch_user_feedback",
+    "orch_constraint_violation",
+    "orch_agent_subtask",
+    "orch_execution_plan",
+    "orch_task_manage",
+    "orch_user_query",
+    "orch_knowledge_metadata",
+)
+NAMESPACE_PREFIX = "prism_verify"
+RUN_ID_RE = re.compile(r"^[a-z0-9]{1,32}$")
+
+
+class CheckFailed(Exception):
+    """A check found the stack not doing what it promised; the message says what and where."""
+
+
+class NotRunHere(Exception):
+    """A check cannot run on this stack (service not deployed, check mode); the message is the reason."""
+
+
+@dataclass
+class Row:
+    name: str
+    status: str
+    detail: str
+    duration: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = round(self.duration, 2)
+        return data
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where one run's test data lives, so that it touches nothing else and can be removed completely."""
+
+    run_id: str
+
+    @property
+    def tenant(self) -> str:
+        """tenant_id of every row the run writes."""
+        return f"{NAMESPACE_PREFIX}_{self.run_id}"
+
+    @property
+    def key_prefix(self) -> str:
+        """Prefix of every Redis key the run writes."""
+        return f"{NAMESPACE_PREFIX}:{self.run_id}:"
+
+    @property
+    def group_id(self) -> str:
+        """The run's own Kafka consumer group (deleted at the end)."""
+        return f"{NAMESPACE_PREFIX}_{self.run_id}"
+
+    @property
+    def user_id(self) -> str:
+        return f"{NAMESPACE_PREFIX}_user"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_RE.match(run_id):
+        raise ValueError(
+            f"run_id {run_id!r} is invalid: use 1 to 32 lower-case letters and digits (or leave it unset)."
+        )
+    return run_id
+
+
+def run_check(name: str, func: Callable[[], str]) -> Row:
+    """Run one check; its return value is the PASS detail, CheckFailed/any error a FAIL, NotRunHere a
+    NOT RUN HERE row."""
+    start = time.monotonic()
+    try:
+        detail = func()
+        status = PASS
+    except NotRunHere as exc:
+        status, detail = NOT_RUN, str(exc)
+    except CheckFailed as exc:
+        status, detail = FAIL, str(exc)
+    except Exception as exc:  # a client error is a failed check, with the place it happened
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        status = FAIL
+        detail = f"{type(exc).__name__}: {exc} (at {frame.name}:{frame.lineno})"
+    return Row(name, status, detail, time.monotonic() - start)
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail the running check with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass
+class Snapshot:
+    """What a run may touch, counted: rows per orch_* table, Redis keys, Weaviate objects, Kafka end offsets.
+
+    A value of None means "not measured here" (that service is not deployed)."""
+
+    pg_rows: dict[str, int] | None = None
+    redis_keys: int | None = None
+    weaviate_objects: int | None = None
+    kafka_end_offsets: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_snapshots(before: Snapshot, after: Snapshot, produced: dict[str, int]) -> tuple[bool, str]:
+    """Counts that the suite can remove must be equal; Kafka's end offsets must have grown by at least the
+    messages the suite produced (Kafka cannot delete single records: they stay until retention).
+
+    Returns (equal, detail)."""
+    problems: list[str] = []
+    parts: list[str] = []
+    if before.pg_rows is not None and after.pg_rows is not None:
+        changed = {t: (before.pg_rows[t], after.pg_rows.get(t)) for t in before.pg_rows}
+        diffs = {t: ba for t, ba in changed.items() if ba[0] != ba[1]}
+        total = sum(before.pg_rows.values())
+        parts.append(
+            f"PostgreSQL rows {total} -> {sum(after.pg_rows.values())} in {len(before.pg_rows)} tables"
+        )
+        for table, (b, a) in sorted(diffs.items()):
+            problems.append(f"{table} {b} -> {a} rows")
+    if before.redis_keys is not None and after.redis_keys is not None:
+        parts.append(f"Redis keys {before.redis_keys} -> {after.redis_keys}")
+        if before.redis_keys != after.redis_keys:
+            problems.append(f"Redis keys {before.redis_keys} -> {after.redis_keys}")
+    if before.weaviate_objects is not None and after.weaviate_objects is not None:
+        parts.append(f"Weaviate objects {before.weaviate_objects} -> {after.weaviate_objects}")
+        if before.weaviate_objects != after.weaviate_objects:
+            problems.append(f"Weaviate objects {before.weaviate_objects} -> {after.weaviate_objects}")
+    if before.kafka_end_offsets is not None and after.kafka_end_offsets is not None:
+        grown = {
+            t: after.kafka_end_offsets.get(t, 0) - before.kafka_end_offsets.get(t, 0)
+            for t in sorted(set(before.kafka_end_offsets) | set(after.kafka_end_offsets))
+        }
+        ours = sum(produced.values())
+        others = sum(grown.values()) - ours
+        parts.append(
+            f"Kafka messages +{sum(grown.values())} ({ours} of this run, kept until retention"
+            + (f"; +{others} from other producers meanwhile" if others > 0 else "")
+            + ")"
+        )
+        short = [
+            f"{t} grew {g}, this run produced {produced.get(t, 0)}"
+            for t, g in grown.items()
+            if g < produced.get(t, 0)
+        ]
+        problems.extend(short)
+    for note in before.notes + after.notes:
+        parts.append(note)
+    if problems:
+        return False, "counts differ after the run: " + "; ".join(problems) + " | " + "; ".join(parts)
+    return True, "; ".join(parts)
+
+
+def table(rows: list[Row]) -> list[str]:
+    """The pass/fail table, one line per row, details wrapped under their check."""
+    width = max([len(r.name) for r in rows] + [len("CHECK")])
+    lines = [f"{'CHECK':<{width}}  {'STATUS':<12}  {'TIME':>6}  DETAIL"]
+    for row in rows:
+        lines.append(f"{row.name:<{width}}  {row.status:<12}  {row.duration:>5.1f}s  {row.detail}")
+    counts = {s: sum(1 for r in rows if r.status == s) for s in (PASS, FAIL, NOT_RUN)}
+    lines.append(
+        f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_RUN]} not run here (of {len(rows)} checks)"
+    )
+    return lines
+
+
+# Grafana's built-in variables in panel expressions, with the values a query over the last hour gets.
+GRAFANA_INTERVALS = {
+    "$__rate_interval": "1m",
+    "${__rate_interval}": "1m",
+    "$__interval": "1m",
+    "${__interval}": "1m",
+    "$__range": "1h",
+    "${__range}": "1h",
+}
+GRAFANA_VARIABLE_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}?")
+EQUALITY_VARIABLE_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*\s*)="(?=\$\{?([A-Za-z_][A-Za-z0-9_]*))')
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every panel target with an expression, rows' nested panels included."""
+    found: list[tuple[str, str]] = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels or []:
+            for target in panel.get("targets") or []:
+                expr = (target.get("expr") or "").strip()
+                if expr:
+                    found.append((panel.get("title") or f"panel {panel.get('id')}", expr))
+            walk(panel.get("panels") or [])
+
+    walk(dashboard.get("panels") or [])
+    return found
+
+
+def concrete_expr(expr: str, variables: dict[str, str] | None = None) -> str:
+    """A panel expression as Prometheus can run it: Grafana's interval variables get fixed values,
+    template variables their value from ``variables`` or, in a label matcher, any value (".*")."""
+    for name, value in GRAFANA_INTERVALS.items():
+        expr = expr.replace(name, value)
+    values = variables or {}
+    # label="$var" with no value given becomes label=~".*" (an equality matcher on ".*" matches nothing).
+    expr = EQUALITY_VARIABLE_RE.sub(
+        lambda m: m.group(0) if m.group(2) in values else f'{m.group(1)}=~"', expr
+    )
+    return GRAFANA_VARIABLE_RE.sub(lambda m: values.get(m.group(1), ".*"), expr)
