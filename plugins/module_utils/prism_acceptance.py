@@ -200,8 +200,7 @@ def compare_snapshots(before: Snapshot, after: Snapshot, produced: dict[str, int
             if g < produced.get(t, 0)
         ]
         problems.extend(short)
-    for note in before.notes + after.notes:
-        parts.append(note)
+    parts.extend(dict.fromkeys(before.notes + after.notes))
     if problems:
         return False, "counts differ after the run: " + "; ".join(problems) + " | " + "; ".join(parts)
     return True, "; ".join(parts)

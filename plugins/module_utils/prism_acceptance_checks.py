@@ -290,7 +290,7 @@ class Stack:
         return leftovers
 
     def group_exists(self, admin: Any) -> bool:
-        names = {g.get("group_id") or g.get("group_id".upper()) for g in admin.list_groups()}
+        names = {g.get("group_id") for g in admin.list_groups()}
         return self.ns.group_id in names
 
     def traces(self) -> list[str]:
