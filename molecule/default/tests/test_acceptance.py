@@ -5,9 +5,13 @@ a wrong expectation must fail, so the suite can fail."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
-from conftest import run_playbook
+import redis
+from conftest import pg_connect, run_playbook, secret
+
+REDIS_PORT = 16379
 
 CORE = [
     "postgresql_basic",
@@ -28,9 +32,50 @@ def verify(tmp_path, name: str, *extra: str) -> tuple[int, str, dict]:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def app_data():
+    """Data of the application (tenant 'default', a key outside the suite's prefix) that the runs must leave
+    exactly as it was, so that "counts unchanged" is measured on a stack that is not empty."""
+    marker = f"acceptance-test-{uuid.uuid4().hex[:8]}"
+    conn = pg_connect("prism_app", "postgres_app_password")
+    cache = redis.Redis(port=REDIS_PORT, username="prism_app", password=secret("redis_app_password"))
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO public.orch_user_query (user_id, query_text, parsed_intent) VALUES (%s, %s, %s) "
+            "RETURNING query_id",
+            ("operator", marker, json.dumps({"intent": "keep"})),
+        )
+        query_id = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO public.orch_task_manage (query_id, user_id, title) VALUES (%s, 'operator', %s)",
+            (query_id, marker),
+        )
+    cache.set(f"app:{marker}", "keep")
+    yield marker
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM public.orch_task_manage WHERE title = %s", (marker,))
+        cur.execute("DELETE FROM public.orch_user_query WHERE query_text = %s", (marker,))
+    cache.delete(f"app:{marker}")
+    cache.close()
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, app_data):
     tmp = tmp_path_factory.mktemp("verify")
     return [verify(tmp, "first"), verify(tmp, "second")]
+
+
+def test_application_data_is_untouched(two_runs, app_data):
+    conn = pg_connect("prism_app", "postgres_app_password")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.orch_task_manage WHERE title = %s", (app_data,))
+        assert cur.fetchone()[0] == 1
+    conn.close()
+    cache = redis.Redis(port=REDIS_PORT, username="prism_app", password=secret("redis_app_password"))
+    assert cache.get(f"app:{app_data}") == b"keep"
+    cache.close()
+    before = two_runs[0][2]["before"]
+    assert before["pg_rows"]["orch_task_manage"] >= 1 and before["redis_keys"] >= 1
 
 
 @pytest.mark.parametrize("run", [0, 1], ids=["first", "second"])
