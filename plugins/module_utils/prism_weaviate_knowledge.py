@@ -68,7 +68,9 @@ def parse_properties(items: list[dict[str, Any]]) -> list[PropertySpec]:
         name = item.get("name") or ""
         where = f"properties[{index}] ({name or 'no name'})"
         if not name or not name[0].isalpha() or not all(ch.isalnum() or ch == "_" for ch in name):
-            raise KnowledgeError(f"{where}: name must start with a letter and hold only letters, digits and '_'.")
+            raise KnowledgeError(
+                f"{where}: name must start with a letter and hold only letters, digits and '_'."
+            )
         if name in seen:
             raise KnowledgeError(f"{where}: the property is declared twice.")
         seen.add(name)
@@ -93,7 +95,9 @@ def parse_properties(items: list[dict[str, Any]]) -> list[PropertySpec]:
                 index_searchable=(searchable if searchable is not None else True)
                 if data_type in ("text", "text[]")
                 else False,
-                index_filterable=item.get("index_filterable") if item.get("index_filterable") is not None else True,
+                index_filterable=item.get("index_filterable")
+                if item.get("index_filterable") is not None
+                else True,
                 description=item.get("description") or "",
             )
         )
@@ -165,17 +169,17 @@ def object_uuid(collection: str, key: str) -> str:
 def _date_text(value: Any) -> str:
     """RFC 3339 in UTC with a Z, whatever form the date arrived in (YAML date, datetime, string)."""
     if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     else:
         text = str(value).strip()
         if len(text) == 10:
             text += "T00:00:00+00:00"
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_value(spec: PropertySpec, value: Any) -> tuple[Any, str | None]:
@@ -213,11 +217,15 @@ def parse_document(name: str, text: str, collection: str, properties: list[Prope
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{name}: not valid YAML/JSON: {exc}", file=name) from exc
     if not isinstance(data, dict):
-        raise KnowledgeError(f"{name}: must be a mapping of fields (title, content, source, domain, ...).", file=name)
+        raise KnowledgeError(
+            f"{name}: must be a mapping of fields (title, content, source, domain, ...).", file=name
+        )
     by_name = {spec.name: spec for spec in properties}
     key = data.get(KEY_FIELD, Path(name).stem)
     if not isinstance(key, str) or not key.strip():
-        raise KnowledgeError(f"{name}: field '{KEY_FIELD}' must be a non-empty string.", file=name, field=KEY_FIELD)
+        raise KnowledgeError(
+            f"{name}: field '{KEY_FIELD}' must be a non-empty string.", file=name, field=KEY_FIELD
+        )
     values: dict[str, Any] = {KEY_FIELD: key}
     for field_name, raw in data.items():
         if field_name == KEY_FIELD:
@@ -247,29 +255,38 @@ def parse_document(name: str, text: str, collection: str, properties: list[Prope
     return Document(key=key, file=name, uuid=object_uuid(collection, key), properties=values)
 
 
-def load_documents(path: str, collection: str, properties: list[PropertySpec]) -> list[Document]:
-    """Every knowledge file of a directory, validated as a whole before anything is written."""
+def read_directory(path: str) -> list[tuple[str, str]]:
+    """The knowledge files of a directory as (file name, text), sorted by name."""
     directory = Path(path)
     if not directory.is_dir():
         raise KnowledgeError(f"path {path} is not a directory of knowledge files.")
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in KNOWLEDGE_SUFFIXES)
-    if not files:
-        raise KnowledgeError(f"path {path} holds no knowledge files ({', '.join(KNOWLEDGE_SUFFIXES)}).")
-    documents: list[Document] = []
-    owners: dict[str, str] = {}
+    texts: list[tuple[str, str]] = []
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
+            texts.append((file.name, file.read_text(encoding="utf-8")))
         except UnicodeDecodeError as exc:
             raise KnowledgeError(f"{file.name}: not UTF-8 text ({exc}).", file=file.name) from exc
-        document = parse_document(file.name, text, collection, properties)
+    return texts
+
+
+def load_documents(
+    texts: list[tuple[str, str]], collection: str, properties: list[PropertySpec]
+) -> list[Document]:
+    """Every knowledge file, validated as a whole before anything is written."""
+    if not texts:
+        raise KnowledgeError(f"no knowledge files ({', '.join(KNOWLEDGE_SUFFIXES)}) were given.")
+    documents: list[Document] = []
+    owners: dict[str, str] = {}
+    for name, text in texts:
+        document = parse_document(name, text, collection, properties)
         if document.key in owners:
             raise KnowledgeError(
-                f"{file.name}: key '{document.key}' is already used by {owners[document.key]}; keys must be unique.",
-                file=file.name,
+                f"{name}: key '{document.key}' is already used by {owners[document.key]}; keys must be unique.",
+                file=name,
                 field=KEY_FIELD,
             )
-        owners[document.key] = file.name
+        owners[document.key] = name
         documents.append(document)
     return documents
 
@@ -376,7 +393,10 @@ def plan_mirror(wanted: list[dict[str, Any]], current: dict[str, dict[str, Any]]
         have = current.get(row["knowledge_id"])
         if have is None:
             plan.insert.append(row)
-        elif any(have.get(column) != row[column] for column in ("source", "title", "domain", "checksum", "metadata")):
+        elif any(
+            have.get(column) != row[column]
+            for column in ("source", "title", "domain", "checksum", "metadata")
+        ):
             plan.update.append(row)
     plan.delete = sorted(set(current) - wanted_ids)
     return plan
@@ -391,7 +411,13 @@ def read_mirror(conn: Any, tenant: str, collection: str) -> dict[str, dict[str, 
             (tenant, collection),
         )
         return {
-            row[0]: {"source": row[1], "title": row[2], "domain": row[3], "checksum": row[4], "metadata": row[5]}
+            row[0]: {
+                "source": row[1],
+                "title": row[2],
+                "domain": row[3],
+                "checksum": row[4],
+                "metadata": row[5],
+            }
             for row in cursor.fetchall()
         }
 

@@ -8,8 +8,9 @@ DOCUMENTATION = r"""
 module: prism_weaviate_knowledge
 short_description: Converge a Weaviate knowledge collection, its documents and their PostgreSQL mirror
 description:
-  - Reads every knowledge file (C(*.yml), C(*.yaml), C(*.json), one document each) in O(path) and validates
-    all of them against O(properties) before anything is written; an error names the file and the field.
+  - Reads every knowledge file (C(*.yml), C(*.yaml), C(*.json), one document each) in O(path), or the files
+    given in O(documents), and validates all of them against O(properties) before anything is written; an
+    error names the file and the field.
   - Creates the collection O(collection) without a vectorizer (objects carry no vectors, search is BM25 over
     the text properties) when it is missing, and adds declared properties that it lacks. A declared property
     whose data type, tokenization or index flags differ from the existing one is refused, saying why,
@@ -26,9 +27,23 @@ description:
 options:
   path:
     description:
-      - Directory on the managed host with the knowledge files.
+      - Directory on the managed host with the knowledge files. One of O(path) and O(documents) is required.
     type: path
-    required: true
+  documents:
+    description:
+      - The knowledge files themselves, e.g. read on the control node with C(lookup('file')); each
+        C(name) (the file name, used in messages and as the default key) and C(text) (YAML or JSON).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: File name.
+        type: str
+        required: true
+      text:
+        description: The file's content.
+        type: str
+        required: true
   collection:
     description:
       - Name of the collection (starts with a capital letter).
@@ -213,6 +228,7 @@ from ansible.module_utils.prism_weaviate_knowledge import (  # noqa: E402
     plan_objects,
     plan_properties,
     read_collection,
+    read_directory,
     read_mirror,
     read_objects,
     summary,
@@ -223,7 +239,12 @@ def argument_spec() -> dict:
     spec = weaviate_argument_spec()
     spec.update(postgres_argument_spec())
     spec.update(
-        path={"type": "path", "required": True},
+        path={"type": "path"},
+        documents={
+            "type": "list",
+            "elements": "dict",
+            "options": {"name": {"type": "str", "required": True}, "text": {"type": "str", "required": True}},
+        },
         collection={"type": "str", "default": "ExternalKnowledge"},
         description={"type": "str", "default": ""},
         properties={
@@ -278,7 +299,11 @@ def _mirror(module: AnsibleModule, wanted: list[dict], tracker: ChangeTracker) -
         )
     finally:
         conn.close()
-    tracker.add("mirror", current, {row["knowledge_id"]: {k: v for k, v in row.items() if k != "knowledge_id"} for row in wanted})
+    tracker.add(
+        "mirror",
+        current,
+        {row["knowledge_id"]: {k: v for k, v in row.items() if k != "knowledge_id"} for row in wanted},
+    )
     return {
         "inserted": [row["knowledge_id"] for row in plan.insert],
         "updated": [row["knowledge_id"] for row in plan.update],
@@ -287,7 +312,12 @@ def _mirror(module: AnsibleModule, wanted: list[dict], tracker: ChangeTracker) -
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("path", "documents")],
+        mutually_exclusive=[("path", "documents")],
+        supports_check_mode=True,
+    )
     params = module.params
     if params["mirror"]:
         ensure_psycopg2(module)
@@ -296,7 +326,12 @@ def main() -> None:
     name = params["collection"]
     try:
         specs = parse_properties(params["properties"])
-        documents = load_documents(params["path"], name, specs)
+        texts = (
+            read_directory(params["path"])
+            if params["path"]
+            else [(doc["name"], doc["text"]) for doc in params["documents"]]
+        )
+        documents = load_documents(texts, name, specs)
     except KnowledgeError as exc:
         module.fail_json(msg=f"Refused, nothing was changed: {exc.msg}", **exc.details)
 
@@ -316,12 +351,17 @@ def main() -> None:
         tracker.add("collection", existing_props, after_props)
         tracker.add(
             "objects",
-            {object_id: summary(normalise(props, specs)) for object_id, props in sorted(existing_objects.items())},
+            {
+                object_id: summary(normalise(props, specs))
+                for object_id, props in sorted(existing_objects.items())
+            },
             {object_id: summary(props) for object_id, props in sorted(plan.final.items())},
         )
         if not module.check_mode:
             if existing_props is None:
-                create_collection(client, name, params["description"], specs, params["bm25_b"], params["bm25_k1"])
+                create_collection(
+                    client, name, params["description"], specs, params["bm25_b"], params["bm25_k1"]
+                )
             elif to_add:
                 add_properties(client, name, to_add)
             import_batches(client, name, plan.create + plan.update, params["batch_size"])
@@ -330,7 +370,8 @@ def main() -> None:
         module.fail_json(msg=exc.msg, **exc.details)
     except Exception as exc:  # the client raises many types (HTTP, gRPC, validation)
         module.fail_json(
-            msg=f"Weaviate request failed for {name}: {weaviate_error_text(exc)}", exception=traceback.format_exc()
+            msg=f"Weaviate request failed for {name}: {weaviate_error_text(exc)}",
+            exception=traceback.format_exc(),
         )
     finally:
         client.close()
@@ -348,7 +389,9 @@ def main() -> None:
         wanted = [mirror_row(object_id, props, name) for object_id, props in sorted(plan.final.items())]
         result["mirror"] = _mirror(module, wanted, tracker)
     if undeclared:
-        module.warn(f"{name} has properties that are not declared (left as they are): {', '.join(undeclared)}.")
+        module.warn(
+            f"{name} has properties that are not declared (left as they are): {', '.join(undeclared)}."
+        )
     if plan.unmanaged:
         module.warn(
             f"{len(plan.unmanaged)} objects in {name} are declared by no knowledge file and were left "

@@ -447,7 +447,9 @@ def _wait_weaviate_ready(container: Any, server: WeaviateServer) -> None:
             last_error = str(exc)
         time.sleep(1)
     logs = container.logs(tail=40).decode(errors="replace")
-    pytest.fail(f"Weaviate in {server.image} not ready after {WEAVIATE_READY_TIMEOUT_S}s ({last_error}):\n{logs}")
+    pytest.fail(
+        f"Weaviate in {server.image} not ready after {WEAVIATE_READY_TIMEOUT_S}s ({last_error}):\n{logs}"
+    )
 
 
 def start_weaviate(client: docker.DockerClient, image: str, label: str) -> tuple[Any, WeaviateServer]:

@@ -82,9 +82,7 @@ def module_args(
 def weaviate_objects(server: WeaviateServer, collection: str) -> dict[str, dict[str, Any]]:
     client = server.client()
     try:
-        return {
-            str(o.uuid): dict(o.properties) for o in client.collections.get(collection).iterator()
-        }
+        return {str(o.uuid): dict(o.properties) for o in client.collections.get(collection).iterator()}
     finally:
         client.close()
 
@@ -97,8 +95,15 @@ def mirror_rows(pg: PgServer, db: str) -> dict[str, dict[str, Any]]:
             "FROM public.orch_knowledge_metadata"
         )
         rows = {
-            r[0]: {"tenant": r[1], "source": r[2], "title": r[3], "domain": r[4], "checksum": r[5], "metadata": r[6],
-                   "updated_at": r[7]}
+            r[0]: {
+                "tenant": r[1],
+                "source": r[2],
+                "title": r[3],
+                "domain": r[4],
+                "checksum": r[5],
+                "metadata": r[6],
+                "updated_at": r[7],
+            }
             for r in cursor.fetchall()
         }
     conn.close()
@@ -122,8 +127,12 @@ def assert_mirror_matches(server: WeaviateServer, pg: PgServer, db: str, collect
 
 
 def test_create_then_rerun_changes_nothing(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
-    collection_name: str, docs: Path,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
+    collection_name: str,
+    docs: Path,
 ) -> None:
     args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
     files = sorted(docs.glob("*.yml"))
@@ -146,7 +155,11 @@ def test_create_then_rerun_changes_nothing(
     second = runner.run("prism_weaviate_knowledge", args, diff=True)
     assert not second.failed, second.output
     diff = second.result.get("diff", {})
-    drift = {k: (diff["before"][k], diff["after"][k]) for k in diff.get("before", {}) if diff["before"][k] != diff["after"][k]}
+    drift = {
+        k: (diff["before"][k], diff["after"][k])
+        for k in diff.get("before", {})
+        if diff["before"][k] != diff["after"][k]
+    }
     assert second.result["changed"] is False, str(drift)[:3000]
     assert second.result["created"] == second.result["updated"] == []
     assert second.result["mirror"] == {"inserted": [], "updated": [], "deleted": []}
@@ -174,8 +187,12 @@ def weaviate_objects_or_none(server: WeaviateServer, collection: str) -> dict[st
 
 
 def test_edit_one_document_changes_only_that_object(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
-    collection_name: str, docs: Path,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
+    collection_name: str,
+    docs: Path,
 ) -> None:
     args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
     assert not runner.run("prism_weaviate_knowledge", args).failed
@@ -195,7 +212,9 @@ def test_edit_one_document_changes_only_that_object(
     assert not run.failed, run.output
     assert run.result["updated"] == ["safety-forklift-pedestrian"] and run.result["created"] == []
     after_objects = weaviate_objects(weaviate_server, collection_name)
-    changed = [object_id for object_id in after_objects if after_objects[object_id] != before_objects[object_id]]
+    changed = [
+        object_id for object_id in after_objects if after_objects[object_id] != before_objects[object_id]
+    ]
     assert len(changed) == 1 and after_objects[changed[0]]["key"] == "safety-forklift-pedestrian"
     assert run.result["mirror"]["updated"] == changed and run.result["mirror"]["inserted"] == []
     after_rows = mirror_rows(pg_server, schema_db)
@@ -205,8 +224,12 @@ def test_edit_one_document_changes_only_that_object(
 
 
 def test_removal_only_with_the_flag(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
-    collection_name: str, docs: Path,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
+    collection_name: str,
+    docs: Path,
 ) -> None:
     args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
     assert not runner.run("prism_weaviate_knowledge", args).failed
@@ -226,8 +249,12 @@ def test_removal_only_with_the_flag(
 
 
 def test_added_property_is_allowed_and_a_type_change_refused(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
-    collection_name: str, docs: Path,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
+    collection_name: str,
+    docs: Path,
 ) -> None:
     args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
     assert not runner.run("prism_weaviate_knowledge", args).failed
@@ -242,33 +269,47 @@ def test_added_property_is_allowed_and_a_type_change_refused(
     retyped = [{"name": "plant_area", "data_type": "int"} if p["name"] == "plant_area" else p for p in grown]
     refused = runner.run("prism_weaviate_knowledge", {**args, "properties": retyped})
     assert refused.failed
-    assert "property 'plant_area': data_type is 'text' in Weaviate and declared as 'int'" in refused.result["msg"]
+    assert (
+        "property 'plant_area': data_type is 'text' in Weaviate and declared as 'int'"
+        in refused.result["msg"]
+    )
     assert "cannot change it in place" in refused.result["msg"]
     client = weaviate_server.client()
     try:
-        types = {p.name: p.data_type.value for p in client.collections.get(collection_name).config.get().properties}
+        types = {
+            p.name: p.data_type.value for p in client.collections.get(collection_name).config.get().properties
+        }
     finally:
         client.close()
     assert types["plant_area"] == "text"
 
 
 def test_malformed_file_is_refused_before_any_write(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
-    collection_name: str, docs: Path,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
+    collection_name: str,
+    docs: Path,
 ) -> None:
     args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
     bad = docs / "zz-bad-date.yml"
     bad.write_text("title: Bad\ncontent: text\nsource: x\ndomain: quality\nupdated_at: last tuesday\n")
     refused = runner.run("prism_weaviate_knowledge", args)
     assert refused.failed
-    assert refused.result["msg"].startswith("Refused, nothing was changed: zz-bad-date.yml: field 'updated_at'")
+    assert refused.result["msg"].startswith(
+        "Refused, nothing was changed: zz-bad-date.yml: field 'updated_at'"
+    )
     assert (refused.result["file"], refused.result["field"]) == ("zz-bad-date.yml", "updated_at")
     assert weaviate_objects_or_none(weaviate_server, collection_name) is None
     assert mirror_rows(pg_server, schema_db) == {}
 
     bad.write_text("title: Bad\ncontent: text\nsource: x\n")
     missing = runner.run("prism_weaviate_knowledge", args)
-    assert missing.failed and (missing.result["file"], missing.result["field"]) == ("zz-bad-date.yml", "domain")
+    assert missing.failed and (missing.result["file"], missing.result["field"]) == (
+        "zz-bad-date.yml",
+        "domain",
+    )
 
     bad.write_text("title: Bad\ncontent: text\nsource: x\ndomain: quality\nauthor: me\n")
     unknown = runner.run("prism_weaviate_knowledge", args)
@@ -277,7 +318,10 @@ def test_malformed_file_is_refused_before_any_write(
 
 
 def test_bm25_ranks_the_expected_document_first(
-    runner: AnsibleRunner, weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str,
+    runner: AnsibleRunner,
+    weaviate_server: WeaviateServer,
+    pg_server: PgServer,
+    schema_db: str,
     collection_name: str,
 ) -> None:
     from weaviate.classes.query import MetadataQuery
@@ -299,7 +343,9 @@ def test_anonymous_access_gets_401(weaviate_server: WeaviateServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{weaviate_server.url}/v1/schema", timeout=5)
     assert err.value.code == 401
-    request = urllib.request.Request(f"{weaviate_server.url}/v1/schema", headers={"Authorization": "Bearer wrong"})
+    request = urllib.request.Request(
+        f"{weaviate_server.url}/v1/schema", headers={"Authorization": "Bearer wrong"}
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=5)
     assert err.value.code == 401
@@ -310,7 +356,9 @@ def test_anonymous_access_gets_401(weaviate_server: WeaviateServer) -> None:
         assert response.status == 200
 
 
-def test_wrong_api_key_fails_clearly(runner: AnsibleRunner, weaviate_server: WeaviateServer, docs: Path) -> None:
+def test_wrong_api_key_fails_clearly(
+    runner: AnsibleRunner, weaviate_server: WeaviateServer, docs: Path
+) -> None:
     args = {
         **weaviate_server.connection_args(),
         "weaviate_api_key": "not-the-key",
