@@ -770,18 +770,21 @@ def read_since(stack: Stack, starts: dict[str, int]) -> dict[str, list[Any]]:
 
 
 def knowledge_rows(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """The mirror rows of the knowledge collection (tenant and collection of the weaviate role's seed)."""
+    conf = stack.services.weaviate or {}
     with stack.pg().cursor() as cur:
         cur.execute(
             "SELECT knowledge_id::text, title, domain, checksum FROM public.orch_knowledge_metadata "
-            "WHERE tenant_id = 'default' ORDER BY title"
+            "WHERE tenant_id = %s AND metadata->>'collection' = %s ORDER BY title",
+            (conf.get("tenant", "default"), conf["collection"]),
         )
         return list(cur.fetchall())
 
 
-def bm25_top(stack: Stack, query: str) -> Any:
+def bm25_top(stack: Stack, query: str, properties: list[str] | None = None) -> Any:
     conf = stack.services.weaviate or {}
     collection = stack.weaviate().collections.use(conf["collection"])
-    result = collection.query.bm25(query=query, limit=3)
+    result = collection.query.bm25(query=query, query_properties=properties, limit=3)
     return result.objects[0] if result.objects else None
 
 
@@ -798,7 +801,7 @@ def check_weaviate_operations(stack: Stack) -> str:
     content_prop, title_prop = conf["content_property"], conf["title_property"]
     misses = []
     for knowledge_id, title, _domain, checksum in rows:
-        top = bm25_top(stack, title)
+        top = bm25_top(stack, title, [title_prop])
         if top is None or str(top.uuid) != knowledge_id:
             misses.append(f"'{title}' -> {getattr(top, 'uuid', None)}, expected {knowledge_id}")
             continue

@@ -56,7 +56,7 @@ options:
     default: []
   weaviate:
     description:
-      - Weaviate connection and expectations. Keys C(host), C(port) (REST), C(grpc_port), C(collection), C(expected_objects) (the number of knowledge files), C(title_property) and
+      - Weaviate connection and expectations. Keys C(host), C(port) (REST), C(grpc_port), C(collection), C(tenant) (of the mirror rows), C(expected_objects) (the number of knowledge files), C(title_property) and
         C(content_property). The API key is O(weaviate_api_key).
     type: dict
   weaviate_api_key:
