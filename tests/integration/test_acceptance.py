@@ -25,6 +25,10 @@ CORE = ["postgresql_basic", "postgresql_relationships", "redis_operations", "kaf
 CORE += ["integration_workflow", "no_trace"]
 
 
+WEAVIATE_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles" / "weaviate" / "defaults" / "main.yml").read_text())
+KNOWLEDGE = REPO_ROOT / "files" / "knowledge"
+
+
 @pytest.fixture(scope="module")
 def app_db(pg_server: Any, session_runner: Any) -> Iterator[dict[str, Any]]:
     """A database with the project's schema and a LOGIN member of orch_app, like the postgres role's seed."""
@@ -40,6 +44,7 @@ def app_db(pg_server: Any, session_runner: Any) -> Iterator[dict[str, Any]]:
         cur.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s IN ROLE orch_app', (password,))
     try:
         yield {
+            "superuser": pg_server.login_args(name),
             "login_host": pg_server.host,
             "login_port": pg_server.port,
             "login_user": user,
@@ -104,7 +109,7 @@ def topics(session_runner: Any, kafka_server: Any) -> list[str]:
 @pytest.fixture
 def suite_args(app_db, redis_server, kafka_server, topics) -> dict[str, Any]:
     return {
-        **app_db,
+        **{k: v for k, v in app_db.items() if k != "superuser"},
         **kafka_server.connection_args(),
         "kafka_topics": topics,
         "redis": {
@@ -210,3 +215,60 @@ def test_check_mode_runs_nothing_and_says_so(runner, suite_args) -> None:
 def test_bad_input_names_the_field(runner, suite_args, change, message) -> None:
     run = runner.run("prism_acceptance", {**suite_args, **change})
     assert run.failed and message in run.result["msg"], run.output
+
+
+@pytest.fixture(scope="module")
+def knowledge(session_runner: Any, weaviate_server: Any, app_db: dict[str, Any]) -> dict[str, Any]:
+    """The shipped knowledge seeded as the weaviate role does (collection, objects, mirror rows)."""
+    collection = WEAVIATE_DEFAULTS["weaviate_collection"]
+    args = {
+        **weaviate_server.connection_args(),
+        **app_db["superuser"],
+        "collection": collection,
+        "properties": WEAVIATE_DEFAULTS["weaviate_knowledge_properties"],
+        "path": str(KNOWLEDGE),
+        "tenant": "default",
+    }
+    run = session_runner.run("prism_weaviate_knowledge", args)
+    assert run.rc == 0, run.output
+    return {
+        "host": weaviate_server.host,
+        "port": weaviate_server.port,
+        "grpc_port": weaviate_server.grpc_port,
+        "collection": collection,
+        "tenant": "default",
+        "expected_objects": len(list(KNOWLEDGE.glob("*.yml"))),
+        "title_property": "title",
+        "content_property": "content",
+    }
+
+
+def test_weaviate_checks_against_the_seeded_knowledge(runner, suite_args, knowledge, weaviate_server) -> None:
+    del suite_args["not_deployed"]["weaviate"]
+    suite_args.update(weaviate=knowledge, weaviate_api_key=weaviate_server.api_key)
+    suite_args["checks"] = ["weaviate_operations", "integration_workflow"]
+    run = runner.run("prism_acceptance", suite_args)
+    assert run.rc == 0 and not run.failed, run.output
+    rows = rows_of(run.result)
+    print("\n".join(run.result["table"]))
+    assert rows["weaviate_operations"]["status"] == "PASS", rows["weaviate_operations"]
+    assert f"{knowledge['expected_objects']} objects" in rows["weaviate_operations"]["detail"]
+    assert rows["integration_workflow"]["status"] == "PASS", rows["integration_workflow"]
+    assert "joined from orch_knowledge_metadata" in rows["integration_workflow"]["detail"]
+    assert "integration_workflow: knowledge" not in rows
+    assert rows["no_trace"]["status"] == "PASS", rows["no_trace"]
+    count = knowledge["expected_objects"]
+    assert run.result["before"]["weaviate_objects"] == run.result["after"]["weaviate_objects"] == count
+
+
+def test_a_missing_knowledge_object_fails_weaviate_operations(
+    runner, suite_args, knowledge, weaviate_server
+) -> None:
+    del suite_args["not_deployed"]["weaviate"]
+    suite_args.update(weaviate={**knowledge, "expected_objects": knowledge["expected_objects"] + 1})
+    suite_args.update(weaviate_api_key=weaviate_server.api_key, checks=["weaviate_operations"])
+    run = runner.run("prism_acceptance", suite_args)
+    row = rows_of(run.result)["weaviate_operations"]
+    assert row["status"] == "FAIL"
+    count = knowledge["expected_objects"]
+    assert row["detail"] == f"ExternalKnowledge holds {count} objects, the knowledge files are {count + 1}"
