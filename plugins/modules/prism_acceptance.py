@@ -45,10 +45,17 @@ options:
     default: {}
   redis:
     description:
-      - Redis connection and the settings to prove. Keys C(host), C(port), C(user) and C(password) (the app
-        user, which runs the operations), C(stats_user) and C(stats_password) (a user allowed CONFIG GET and
-        INFO, such as the exporter user), C(maxmemory_policy), C(appendonly) (bool), C(rdb_save) (bool).
+      - Redis connection and the settings to prove. Keys C(host), C(port), C(user) (the app user, which runs
+        the operations; password O(redis_password)), C(stats_user) (a user allowed CONFIG GET and INFO, such
+        as the exporter user; password O(redis_stats_password)), C(maxmemory_policy), C(appendonly) (bool),
+        C(rdb_save) (bool).
     type: dict
+  redis_password:
+    description: Password of the C(user) of O(redis).
+    type: str
+  redis_stats_password:
+    description: Password of the C(stats_user) of O(redis).
+    type: str
   kafka_topics:
     description: The declared topic names (files/kafka/topics.yml); the agent topics among them are used.
     type: list
@@ -56,8 +63,9 @@ options:
     default: []
   weaviate:
     description:
-      - Weaviate connection and expectations. Keys C(host), C(port) (REST), C(grpc_port), C(collection), C(tenant) (of the mirror rows), C(expected_objects) (the number of knowledge files), C(title_property) and
-        C(content_property). The API key is O(weaviate_api_key).
+      - Weaviate connection and expectations. Keys C(host), C(port) (REST), C(grpc_port), C(collection),
+        C(tenant) (of the mirror rows), C(expected_objects) (the number of knowledge files), C(title_property)
+        and C(content_property). The API key is O(weaviate_api_key).
     type: dict
   weaviate_api_key:
     description: API key of Weaviate.
