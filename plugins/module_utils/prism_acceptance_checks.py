@@ -84,37 +84,31 @@ class Stack:
         return self._pg
 
     def redis(self) -> Any:
-        if self.services.redis is None:
-            raise NotRunHere(self.services.redis_absent)
+        """The app user, as the application connects."""
         if self._redis is None:
-            import redis
-
-            conf = self.services.redis
-            self._redis = redis.Redis(
-                host=conf["host"],
-                port=conf["port"],
-                username=conf["user"],
-                password=conf["password"],
-                decode_responses=True,
-                socket_timeout=10,
-            )
+            self._redis = self._redis_client("user", "password")
         return self._redis
 
     def redis_stats(self) -> Any:
         """The read-only exporter user: CONFIG GET and INFO, which the app user may not run."""
         if self._redis_stats is None:
-            import redis
-
-            conf = self.services.redis or {}
-            self._redis_stats = redis.Redis(
-                host=conf["host"],
-                port=conf["port"],
-                username=conf["stats_user"],
-                password=conf["stats_password"],
-                decode_responses=True,
-                socket_timeout=10,
-            )
+            self._redis_stats = self._redis_client("stats_user", "stats_password")
         return self._redis_stats
+
+    def _redis_client(self, user: str, password: str) -> Any:
+        if self.services.redis is None:
+            raise NotRunHere(self.services.redis_absent)
+        import redis
+
+        conf = self.services.redis
+        return redis.Redis(
+            host=conf["host"],
+            port=conf["port"],
+            username=conf[user],
+            password=conf[password],
+            decode_responses=True,
+            socket_timeout=10,
+        )
 
     def kafka_conf(self) -> dict[str, Any]:
         if self.services.kafka is None:
