@@ -153,6 +153,7 @@ class Snapshot:
     weaviate_objects: int | None = None
     kafka_end_offsets: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,7 +164,8 @@ def compare_snapshots(before: Snapshot, after: Snapshot, produced: dict[str, int
     messages the suite produced (Kafka cannot delete single records: they stay until retention).
 
     Returns (equal, detail)."""
-    problems: list[str] = []
+    problems: list[str] = [f"before the run: {e}" for e in before.errors]
+    problems += [f"after the run: {e}" for e in after.errors]
     parts: list[str] = []
     if before.pg_rows is not None and after.pg_rows is not None:
         changed = {t: (before.pg_rows[t], after.pg_rows.get(t)) for t in before.pg_rows}

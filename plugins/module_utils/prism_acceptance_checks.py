@@ -223,25 +223,48 @@ class Stack:
     # -- namespace: counts and cleanup -----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        """Count what a run may touch. A service that cannot be counted (down, wrong password) is recorded
+        as an error of the snapshot: its checks fail on their own, and no_trace fails naming it."""
         snap = Snapshot()
+        counters: list[tuple[str, bool, str, Callable[[], Any]]] = [
+            ("PostgreSQL", True, "", self.pg_counts),
+            (
+                "Redis",
+                self.services.redis is not None,
+                self.services.redis_absent,
+                lambda: int(self.redis().dbsize()),
+            ),
+            (
+                "Weaviate",
+                self.services.weaviate is not None,
+                self.services.weaviate_absent,
+                self.weaviate_count,
+            ),
+            (
+                "Kafka",
+                self.services.kafka is not None,
+                self.services.kafka_absent,
+                lambda: self.end_offsets(self.services.kafka_topics),
+            ),
+        ]
+        fields = {"PostgreSQL": "pg_rows", "Redis": "redis_keys", "Weaviate": "weaviate_objects"}
+        for service, deployed, absent, count in counters:
+            if not deployed:
+                snap.notes.append(f"{service} not counted: {absent}")
+                continue
+            try:
+                setattr(snap, fields.get(service, "kafka_end_offsets"), count())
+            except Exception as exc:  # the service's own checks report it; the snapshot names it
+                snap.errors.append(f"{service} could not be counted ({type(exc).__name__}: {exc})")
+        return snap
+
+    def pg_counts(self) -> dict[str, int]:
+        counts = {}
         with self.pg().cursor() as cur:
-            snap.pg_rows = {}
             for table in ORCH_TABLES:
                 cur.execute(f"SELECT count(*) FROM public.{table}")  # names from a constant list
-                snap.pg_rows[table] = cur.fetchone()[0]
-        if self.services.redis is not None:
-            snap.redis_keys = int(self.redis().dbsize())
-        else:
-            snap.notes.append(f"Redis not counted: {self.services.redis_absent}")
-        if self.services.weaviate is not None:
-            snap.weaviate_objects = self.weaviate_count()
-        else:
-            snap.notes.append(f"Weaviate not counted: {self.services.weaviate_absent}")
-        if self.services.kafka is not None:
-            snap.kafka_end_offsets = self.end_offsets(self.services.kafka_topics)
-        else:
-            snap.notes.append(f"Kafka not counted: {self.services.kafka_absent}")
-        return snap
+                counts[table] = cur.fetchone()[0]
+        return counts
 
     def weaviate_count(self) -> int:
         conf = self.services.weaviate or {}
@@ -258,30 +281,49 @@ class Stack:
             removed += cur.rowcount
         return removed
 
-    def cleanup(self) -> list[str]:
-        """Remove everything of this run; returns what was still there (empty after clean checks)."""
+    def cleanup(self) -> tuple[list[str], list[str]]:
+        """Remove everything of this run, service by service even when one fails. Returns what was still
+        there (empty after clean checks) and what could not be cleaned."""
         leftovers: list[str] = []
+        errors: list[str] = []
+        for service, clean in (
+            ("PostgreSQL", self._clean_pg),
+            ("Redis", self._clean_redis),
+            ("Kafka", self._clean_kafka),
+        ):
+            try:
+                leftovers.extend(clean())
+            except Exception as exc:  # reported by no_trace, after the other services were cleaned
+                errors.append(f"{service} could not be cleaned ({type(exc).__name__}: {exc})")
+        return leftovers, errors
+
+    def _clean_pg(self) -> list[str]:
         with self.pg().cursor() as cur:
             removed = self.delete_tenant_rows(cur)
-            if removed:
-                leftovers.append(f"{removed} PostgreSQL rows of tenant {self.ns.tenant}")
-        if self.services.redis is not None:
-            keys = list(self.redis().scan_iter(match=self.ns.key_prefix + "*", count=1000))
-            if keys:
-                self.redis().delete(*keys)
-                leftovers.append(f"{len(keys)} Redis keys under {self.ns.key_prefix}")
-        if self.services.kafka is not None:
-            admin = self.admin()
-            try:
-                if self.group_exists(admin):
-                    result = admin.delete_groups([self.ns.group_id])
-                    expect(
-                        result.get(self.ns.group_id) == "OK",
-                        f"deleting consumer group {self.ns.group_id}: {result}",
-                    )
-            finally:
-                admin.close()
-        return leftovers
+        return [f"{removed} PostgreSQL rows of tenant {self.ns.tenant}"] if removed else []
+
+    def _clean_redis(self) -> list[str]:
+        if self.services.redis is None:
+            return []
+        keys = list(self.redis().scan_iter(match=self.ns.key_prefix + "*", count=1000))
+        if keys:
+            self.redis().delete(*keys)
+        return [f"{len(keys)} Redis keys under {self.ns.key_prefix}"] if keys else []
+
+    def _clean_kafka(self) -> list[str]:
+        if self.services.kafka is None:
+            return []
+        admin = self.admin()
+        try:
+            if self.group_exists(admin):
+                result = admin.delete_groups([self.ns.group_id])
+                expect(
+                    result.get(self.ns.group_id) == "OK",
+                    f"deleting consumer group {self.ns.group_id}: {result}",
+                )
+        finally:
+            admin.close()
+        return []
 
     def group_exists(self, admin: Any) -> bool:
         names = {g.get("group_id") for g in admin.list_groups()}

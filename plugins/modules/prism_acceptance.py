@@ -273,27 +273,22 @@ def main() -> None:
     )
     rows: list[Row] = []
     with opened(services, ns) as stack:
-        try:
-            before = stack.snapshot()
-        except Exception as exc:
-            module.fail_json(
-                msg=f"Could not take the counts before the run ({type(exc).__name__}: {exc}); nothing was "
-                "written. Check the connection settings and that the stack is up.",
-                exception=traceback.format_exc(),
-            )
+        before = stack.snapshot()
         for name in names:
             rows.append(run_check(name, lambda name=name: CHECK_FUNCTIONS[name](stack)))
             rows.extend(Row(*extra) for extra in stack.extra_rows)
             stack.extra_rows.clear()
 
         def no_trace() -> str:
-            leftovers = stack.cleanup()
+            leftovers, errors = stack.cleanup()
             after = stack.snapshot()
             result["after"] = after.as_dict()
             equal, detail = compare_snapshots(before, after, stack.produced)
-            traces = stack.traces()
             if leftovers:
                 detail += f"; cleanup removed what failed checks left: {', '.join(leftovers)}"
+            if errors:
+                raise CheckFailed("; ".join(errors) + " | " + detail)
+            traces = stack.traces()
             if not equal or traces:
                 raise CheckFailed(
                     detail

@@ -272,3 +272,20 @@ def test_a_missing_knowledge_object_fails_weaviate_operations(
     assert row["status"] == "FAIL"
     count = knowledge["expected_objects"]
     assert row["detail"] == f"ExternalKnowledge holds {count} objects, the knowledge files are {count + 1}"
+
+
+def test_a_service_that_is_down_fails_its_checks_and_the_rest_still_runs(runner, suite_args) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    suite_args["redis"]["port"] = closed
+    run = runner.run("prism_acceptance", suite_args)
+    assert run.rc == 0 and not run.failed, run.output
+    rows = rows_of(run.result)
+    assert rows["postgresql_basic"]["status"] == rows["kafka_operations"]["status"] == "PASS"
+    assert rows["redis_operations"]["status"] == "FAIL"
+    assert rows["redis_operations"]["detail"].startswith("ConnectionError")
+    assert rows["no_trace"]["status"] == "FAIL"
+    assert "before the run: Redis could not be counted (ConnectionError" in rows["no_trace"]["detail"]
