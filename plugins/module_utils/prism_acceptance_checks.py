@@ -170,21 +170,28 @@ class Stack:
         self.produced[topic] = self.produced.get(topic, 0) + 1
         return meta.partition, meta.offset
 
+    def consumer_at(self, where: list[tuple[str, int, int]]) -> Any:
+        """A consumer of the run's group assigned to the partitions of ``where`` (topic, partition, offset),
+        each positioned at the first of those offsets."""
+        from kafka import TopicPartition
+
+        starts: dict[Any, int] = {}
+        for topic, partition, offset in where:
+            tp = TopicPartition(topic, partition)
+            starts[tp] = min(offset, starts.get(tp, offset))
+        consumer = self.consumer()
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        return consumer
+
     def consume_exact(self, wanted: dict[tuple[str, int, int], bytes]) -> dict[tuple[str, int, int], Any]:
         """Read the messages at (topic, partition, offset) with the run's consumer group, commit the
         group's offsets, and return the records; fails naming those that did not arrive."""
-        from kafka import TopicPartition
 
-        consumer = self.consumer()
+        consumer = self.consumer_at(list(wanted))
         found: dict[tuple[str, int, int], Any] = {}
         try:
-            starts: dict[Any, int] = {}
-            for topic, partition, offset in wanted:
-                tp = TopicPartition(topic, partition)
-                starts[tp] = min(offset, starts.get(tp, offset))
-            consumer.assign(list(starts))
-            for tp, offset in starts.items():
-                consumer.seek(tp, offset)
             deadline = time.monotonic() + KAFKA_WAIT_S
             while len(found) < len(wanted) and time.monotonic() < deadline:
                 for tp, records in consumer.poll(timeout_ms=1000).items():
@@ -748,15 +755,8 @@ def route_rejected(stack: Stack, rejected: dict[tuple[str, int, int], bytes]) ->
 
     dlqs = sorted({dlq_topic_for(t) for t, _, _ in rejected})
     dlq_start = stack.end_offsets(dlqs)
-    consumer = stack.consumer()
+    consumer = stack.consumer_at(list(rejected))
     try:
-        starts: dict[Any, int] = {}
-        for topic, partition, offset in rejected:
-            tp = TopicPartition(topic, partition)
-            starts[tp] = min(offset, starts.get(tp, offset))
-        consumer.assign(list(starts))
-        for tp, offset in starts.items():
-            consumer.seek(tp, offset)
         worker = DlqWorker(consumer, stack.producer(), handler, send_timeout=KAFKA_WAIT_S)
         deadline = time.monotonic() + KAFKA_WAIT_S
         done = 0
