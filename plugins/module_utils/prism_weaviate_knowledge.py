@@ -12,12 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+YAML_IMPORT_ERROR: str | None
+try:
+    import yaml
+except ImportError:
+    yaml = None
+    YAML_IMPORT_ERROR = traceback.format_exc()
+else:
+    YAML_IMPORT_ERROR = None
 
 # Namespace of the deterministic object ids: uuid5(NAMESPACE, "<collection>/<key>").
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:prism:knowledge")
