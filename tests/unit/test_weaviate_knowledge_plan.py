@@ -44,7 +44,12 @@ def test_shipped_knowledge_is_valid_and_keys_are_unique() -> None:
     documents = load_documents(read_directory(str(KNOWLEDGE)), "ExternalKnowledge", SPECS)
     assert len(documents) >= 20
     assert len({doc.uuid for doc in documents}) == len(documents)
-    assert {doc.properties["domain"] for doc in documents} == {"maintenance", "quality", "safety", "operations"}
+    assert {doc.properties["domain"] for doc in documents} == {
+        "maintenance",
+        "quality",
+        "safety",
+        "operations",
+    }
 
 
 def test_uuid_is_deterministic_per_collection_and_key() -> None:
@@ -111,7 +116,9 @@ def test_plan_properties_adds_and_refuses_changes() -> None:
     grown = parse_properties([*DECLARED, {"name": "plant_area", "tokenization": "field"}])
     to_add, refusals, _ = plan_properties(grown, existing)
     assert [spec.name for spec in to_add] == ["plant_area"] and refusals == []
-    retyped = parse_properties([dict(p, data_type="text") if p["name"] == "updated_at" else p for p in DECLARED])
+    retyped = parse_properties(
+        [dict(p, data_type="text") if p["name"] == "updated_at" else p for p in DECLARED]
+    )
     _, refusals, _ = plan_properties(retyped, existing)
     assert refusals and refusals[0].startswith("property 'updated_at': data_type is 'date' in Weaviate")
     _, _, undeclared = plan_properties(SPECS, {**existing, "legacy": {"data_type": "text"}})
@@ -140,7 +147,12 @@ def test_mirror_row_and_plan() -> None:
     (doc,) = load_documents([("a.yml", GOOD)], "K", SPECS)
     row = mirror_row(doc.uuid, normalise(doc.properties, SPECS), "K")
     assert row["checksum"] == hashlib.sha256(b"C").hexdigest()
-    assert row["metadata"] == {"collection": "K", "key": "a", "tags": ["a", "b"], "updated_at": "2026-03-01T00:00:00Z"}
+    assert row["metadata"] == {
+        "collection": "K",
+        "key": "a",
+        "tags": ["a", "b"],
+        "updated_at": "2026-03-01T00:00:00Z",
+    }
     plan = plan_mirror([row], {})
     assert plan.insert == [row] and not plan.update and not plan.delete
     current = {doc.uuid: {k: v for k, v in row.items() if k != "knowledge_id"}}
@@ -206,7 +218,13 @@ def test_ansible_doc_renders_module_with_fragments(tmp_path: Path) -> None:
         "ANSIBLE_HOME": str(tmp_path / "ansible_home"),
     }
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", "module", "prism_weaviate_knowledge"],
+        [
+            str(Path(sys.executable).parent / "ansible-doc"),
+            "--json",
+            "-t",
+            "module",
+            "prism_weaviate_knowledge",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -215,4 +233,6 @@ def test_ansible_doc_renders_module_with_fragments(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = next(iter(yaml.safe_load(proc.stdout).values()))["doc"]
-    assert {"documents", "properties", "weaviate_api_key", "login_password", "remove_absent"} <= set(doc["options"])
+    assert {"documents", "properties", "weaviate_api_key", "login_password", "remove_absent"} <= set(
+        doc["options"]
+    )
