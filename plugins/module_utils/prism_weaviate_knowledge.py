@@ -221,7 +221,8 @@ def _check_value(spec: PropertySpec, value: Any) -> tuple[Any, str | None]:
 def parse_document(name: str, text: str, collection: str, properties: list[PropertySpec]) -> Document:
     """One knowledge file into a Document; errors name the file and the field."""
     try:
-        data = yaml.safe_load(text)
+        # libyaml's safe loader where PyYAML has it: the same results, several times faster.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{name}: not valid YAML/JSON: {exc}", file=name) from exc
     if not isinstance(data, dict):
