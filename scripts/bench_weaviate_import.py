@@ -30,11 +30,48 @@ from module_utils.prism_weaviate_knowledge import (  # noqa: E402
     parse_properties,
 )
 
-WORDS = (
-    "pump bearing vibration spindle conveyor belt torque calibration weld seam porosity press light curtain "
-    "lockout tagout isolation hydraulic oil filter contamination robot gearbox grease compressor leak energy "
-    "inspection quality defect scrap rework setup tolerance gauge measurement safety permit forklift shift"
-).split()
+WORDS = [
+    "pump",
+    "bearing",
+    "vibration",
+    "spindle",
+    "conveyor",
+    "belt",
+    "torque",
+    "calibration",
+    "weld",
+    "seam",
+    "porosity",
+    "press",
+    "light",
+    "curtain",
+    "lockout",
+    "tagout",
+    "isolation",
+    "hydraulic",
+    "oil",
+    "filter",
+    "contamination",
+    "robot",
+    "gearbox",
+    "grease",
+    "compressor",
+    "leak",
+    "energy",
+    "inspection",
+    "quality",
+    "defect",
+    "scrap",
+    "rework",
+    "setup",
+    "tolerance",
+    "gauge",
+    "measurement",
+    "safety",
+    "permit",
+    "forklift",
+    "shift",
+]
 DOMAINS = ("maintenance", "quality", "safety", "operations")
 
 
@@ -57,7 +94,9 @@ def generated(count: int, seed: int) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--grpc-port", type=int, default=50051)
@@ -93,7 +132,9 @@ def main() -> None:
         client.collections.delete(name)
         client.close()
     print(f"documents:        {args.count} generated, validated in {t_validate:.2f} s")
-    print(f"import:           {batches} batches of {args.batch_size}, {t_import:.2f} s, {total} objects counted")
+    print(
+        f"import:           {batches} batches of {args.batch_size}, {t_import:.2f} s, {total} objects counted"
+    )
     print(f"objects/s:        {args.count / t_import:.0f}")
 
 

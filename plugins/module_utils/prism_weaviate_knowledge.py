@@ -103,9 +103,7 @@ def parse_properties(items: list[dict[str, Any]]) -> list[PropertySpec]:
                 index_searchable=(searchable if searchable is not None else True)
                 if data_type in ("text", "text[]")
                 else False,
-                index_filterable=item.get("index_filterable")
-                if item.get("index_filterable") is not None
-                else True,
+                index_filterable=bool(item.get("index_filterable", True) is not False),
                 description=item.get("description") or "",
             )
         )
