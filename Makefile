@@ -27,8 +27,8 @@ deploy: bootstrap
 lint: bootstrap
 	yamllint --strict .
 	ansible-lint
-	ruff check plugins tests molecule scripts
-	ruff format --check plugins tests molecule scripts
+	ruff check plugins tests molecule scripts roles/grafana/files
+	ruff format --check plugins tests molecule scripts roles/grafana/files
 	mypy plugins tests/unit
 	python scripts/check_argument_specs.py
 

@@ -182,10 +182,14 @@ def test_redis_exporter_user_cannot_touch_keys():
         conn.close()
 
 
-def test_node_exporter_reads_the_backup_textfile(host):
-    """The backup job's contract: a *.prom file in the textfile directory becomes a series."""
+def test_textfile_directory_for_the_backup_job(host):
+    """The backup job writes prism_backup.prom here; node_exporter (nobody) reads it through a read-only mount."""
     d = host.file(TEXTFILE_DIR)
     assert d.is_directory and d.mode == 0o755
+    mounts = {m["Destination"]: m for m in inspect(host, f"{PREFIX}_node_exporter")["Mounts"]}
+    assert mounts["/textfile"]["Source"] == TEXTFILE_DIR and mounts["/textfile"]["RW"] is False
+    args = inspect(host, f"{PREFIX}_node_exporter")["Args"]
+    assert "--collector.textfile.directory=/textfile" in args
 
 
 def _panels(dashboard: dict) -> list[dict]:

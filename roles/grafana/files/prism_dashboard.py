@@ -110,10 +110,14 @@ ROWS: list[tuple[str, str | None, list[PanelSpec]]] = [
                 "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
                 unit="percentunit",
             ),
+            # By device: node_exporter leaves out the container's overlay root; the host's disks show
+            # under the bind mounts (the textfile directory is on the PRISM data disk).
             PanelSpec(
-                "Disk free",
-                'node_filesystem_avail_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"}',
+                "Disk free by device",
+                'min by (device) (node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs|nsfs"}'
+                ' / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs|squashfs|nsfs"})',
                 unit="percentunit",
+                legend="{{device}}",
             ),
             PanelSpec("Load (1 min)", "node_load1"),
         ],
