@@ -52,7 +52,8 @@ case "$mode" in
     fi
     for dump in /backup/*.dump; do
       db="$(basename "$dump" .dump)"
-      if [ -z "$(psql -X -At -d postgres -v db="$db" -c "SELECT 1 FROM pg_database WHERE datname = :'db'")" ]; then
+      exists="$(echo "SELECT 1 FROM pg_database WHERE datname = :'db'" | psql -X -At -d postgres -v db="$db")"
+      if [ -z "$exists" ]; then
         createdb "$db"
       fi
       pg_restore --clean --if-exists --single-transaction --exit-on-error --dbname="$db" "$dump"
