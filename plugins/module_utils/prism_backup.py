@@ -111,7 +111,11 @@ def read_manifest(run_dir: str) -> dict[str, Any] | None:
             data = json.load(handle)
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("status") != "complete" or not isinstance(data.get("parts"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("status") != "complete"
+        or not isinstance(data.get("parts"), dict)
+    ):
         return None
     return data
 
@@ -149,7 +153,9 @@ def resolve_run(root: str, run_id: str) -> Run:
     available = ", ".join(run.run_id for run in reversed(complete)) or "none"
     if run_id in ("", "latest"):
         if not complete:
-            raise BackupError(f"Backup root {root} holds no complete run (one with a {MANIFEST}). Run a backup first.")
+            raise BackupError(
+                f"Backup root {root} holds no complete run (one with a {MANIFEST}). Run a backup first."
+            )
         return complete[-1]
     check_run_id(run_id)
     for run in runs:
@@ -220,7 +226,9 @@ def plan_retention(runs: list[Run], keep: int, good: dict[str, bool]) -> Retenti
     - with no good run at all nothing is deleted, so the only good backup can never be pruned.
     """
     if keep < 1:
-        raise BackupError(f"backup_retention_keep is {keep}; it must be at least 1 (the newest good run always stays).")
+        raise BackupError(
+            f"backup_retention_keep is {keep}; it must be at least 1 (the newest good run always stays)."
+        )
     good_ids = [run.run_id for run in runs if good.get(run.run_id)]
     if not good_ids:
         return RetentionPlan(

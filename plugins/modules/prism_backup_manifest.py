@@ -115,7 +115,9 @@ def _present(module: AnsibleModule) -> None:
     params = module.params
     parts = params["parts"]
     if not isinstance(parts, dict) or not parts:
-        module.fail_json(msg="parts must be a non-empty mapping of part name to {tool, tool_version, counted}.")
+        module.fail_json(
+            msg="parts must be a non-empty mapping of part name to {tool, tool_version, counted}."
+        )
     check_run_id(params["run_id"])
     run_dir = os.path.join(params["root"], params["run_id"])
     before = read_manifest(run_dir)
@@ -136,12 +138,15 @@ def _verified(module: AnsibleModule) -> None:
     params = module.params
     parts = params["parts"]
     if parts is not None and not (isinstance(parts, list) and all(isinstance(p, str) for p in parts)):
-        module.fail_json(msg="With state=verified, parts must be a list of part names (e.g. [postgres, redis]).")
+        module.fail_json(
+            msg="With state=verified, parts must be a list of part names (e.g. [postgres, redis])."
+        )
     run = resolve_run(params["root"], params["run_id"] or "latest")
     problems = verify_run(run, parts, params["checksums"])
     if problems:
         module.fail_json(
-            msg=f"Backup run {run.run_id} does not match its manifest; nothing was changed. " + " ".join(problems),
+            msg=f"Backup run {run.run_id} does not match its manifest; nothing was changed. "
+            + " ".join(problems),
             problems=problems,
             run_id=run.run_id,
             path=run.path,

@@ -84,7 +84,9 @@ def main() -> None:
     try:
         runs = list_runs(root)
         good = {
-            run.run_id: not verify_run(run, None, module.params["verify_checksums"]) for run in runs if run.complete
+            run.run_id: not verify_run(run, None, module.params["verify_checksums"])
+            for run in runs
+            if run.complete
         }
         plan = plan_retention(runs, module.params["keep"], good)
         if not module.check_mode:

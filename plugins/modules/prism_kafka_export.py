@@ -81,7 +81,9 @@ def main() -> None:
     admin = connect_admin(module)
     try:
         export = {"topics": export_topics(admin), "consumer_groups": export_group_offsets(admin)}
-        api = ".".join(str(v) for v in (admin.config.get("api_version") or ())) or "unknown"
+        # kafka-python keeps the version it negotiated on its connection manager (no public accessor in 3.0).
+        negotiated = getattr(getattr(admin, "_manager", None), "broker_version", None) or ()
+        api = ".".join(str(v) for v in negotiated) or "unknown"
         version = f"kafka-python {kafka_python_version()}, broker API {api}"
     except Exception as exc:  # kafka-python raises several unrelated types
         module.fail_json(

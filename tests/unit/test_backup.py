@@ -21,7 +21,11 @@ from ansible.module_utils.prism_backup import (
 )
 
 PARTS = {
-    "postgres": {"tool": "pg_dump", "tool_version": "pg_dump (PostgreSQL) 17.6", "counted": {"rows": {"prism": {}}}},
+    "postgres": {
+        "tool": "pg_dump",
+        "tool_version": "pg_dump (PostgreSQL) 17.6",
+        "counted": {"rows": {"prism": {}}},
+    },
     "redis": {"tool": "BGSAVE", "tool_version": "Redis server v=8.0.2", "counted": {"keys": {"db0": 2}}},
 }
 
@@ -102,7 +106,11 @@ def test_latest_is_the_newest_complete_run(tmp_path: Path) -> None:
     make_run(tmp_path, "20261126T120000Z", complete=False)
     (tmp_path / "not-a-run").mkdir()
     assert resolve_run(str(tmp_path), "latest").run_id == "20261126T110000Z"
-    assert [r.run_id for r in list_runs(str(tmp_path))] == ["20261126T100000Z", "20261126T110000Z", "20261126T120000Z"]
+    assert [r.run_id for r in list_runs(str(tmp_path))] == [
+        "20261126T100000Z",
+        "20261126T110000Z",
+        "20261126T120000Z",
+    ]
 
 
 def test_unknown_and_incomplete_run_ids_are_refused_listing_the_good_ones(tmp_path: Path) -> None:
@@ -139,7 +147,12 @@ def test_retention_keeps_the_newest_good_runs(tmp_path: Path) -> None:
 def test_retention_never_deletes_the_only_good_run(tmp_path: Path) -> None:
     runs = _runs(
         tmp_path,
-        {"20261126T100000Z": True, "20261126T110000Z": False, "20261126T120000Z": True, "20261126T130000Z": False},
+        {
+            "20261126T100000Z": True,
+            "20261126T110000Z": False,
+            "20261126T120000Z": True,
+            "20261126T130000Z": False,
+        },
     )
     # 12:00 is complete but corrupted: only 10:00 is good. Newer failed runs do not push it out.
     good = {"20261126T100000Z": True, "20261126T120000Z": False}
