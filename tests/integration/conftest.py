@@ -364,3 +364,152 @@ def kafka_server() -> Iterator[KafkaServer]:
 def session_runner(tmp_path_factory: pytest.TempPathFactory) -> AnsibleRunner:
     """An AnsibleRunner for session- or module-scoped fixtures (``runner`` is per test)."""
     return AnsibleRunner(tmp_path_factory.mktemp("ansible-session"))
+
+
+# --- Weaviate ---------------------------------------------------------------------------------------------
+# A real Weaviate 1.35 server in a throwaway container, from the project-built image (label
+# org.prism.image.service=weaviate) or $PRISM_TEST_WEAVIATE_IMAGE, configured like the weaviate role does:
+# API keys only, no anonymous access, no vectorizer. Nothing is pulled.
+
+WEAVIATE_IMAGE_LABEL = "org.prism.image.service=weaviate"
+WEAVIATE_READY_TIMEOUT_S = 120
+
+
+@dataclass
+class WeaviateServer:
+    host: str
+    port: int
+    grpc_port: int
+    api_key: str
+    image: str
+    container: Any
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def connection_args(self) -> dict[str, Any]:
+        return {
+            "weaviate_host": self.host,
+            "weaviate_port": self.port,
+            "weaviate_grpc_port": self.grpc_port,
+            "weaviate_api_key": self.api_key,
+        }
+
+    def client(self) -> Any:
+        import weaviate
+        from weaviate.classes.init import Auth
+
+        return weaviate.connect_to_custom(
+            http_host=self.host,
+            http_port=self.port,
+            http_secure=False,
+            grpc_host=self.host,
+            grpc_port=self.grpc_port,
+            grpc_secure=False,
+            auth_credentials=Auth.api_key(self.api_key),
+        )
+
+
+def find_weaviate_image(client: docker.DockerClient) -> str:
+    wanted = os.environ.get("PRISM_TEST_WEAVIATE_IMAGE")
+    if wanted:
+        try:
+            client.images.get(wanted)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"PRISM_TEST_WEAVIATE_IMAGE={wanted} is not a local image: build or load it first.")
+        return wanted
+    labelled = [image for image in client.images.list(filters={"label": WEAVIATE_IMAGE_LABEL}) if image.tags]
+    if not labelled:
+        pytest.fail(
+            f"no Weaviate image: run the deploy (or the weaviate role's image step) first. Looked for "
+            f"$PRISM_TEST_WEAVIATE_IMAGE and an image labelled {WEAVIATE_IMAGE_LABEL}."
+        )
+    return max(labelled, key=lambda image: image.attrs["Created"]).tags[0]
+
+
+def _wait_weaviate_ready(container: Any, server: WeaviateServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + WEAVIATE_READY_TIMEOUT_S
+    last_error = ""
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == "exited":
+            logs = container.logs(tail=40).decode(errors="replace")
+            pytest.fail(f"Weaviate container from {server.image} exited during start:\n{logs}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/v1/.well-known/ready", timeout=3) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(1)
+    logs = container.logs(tail=40).decode(errors="replace")
+    pytest.fail(
+        f"Weaviate in {server.image} not ready after {WEAVIATE_READY_TIMEOUT_S}s ({last_error}):\n{logs}"
+    )
+
+
+def start_weaviate(client: docker.DockerClient, image: str, label: str) -> tuple[Any, WeaviateServer]:
+    """One server with the role's settings on free loopback ports; the caller removes the container."""
+    api_key = secrets.token_hex(20)
+    container = client.containers.run(
+        image,
+        detach=True,
+        name=f"prism-test-weaviate-{secrets.token_hex(4)}",
+        environment={
+            "PERSISTENCE_DATA_PATH": "/var/lib/weaviate",
+            "DEFAULT_VECTORIZER_MODULE": "none",
+            "ENABLE_MODULES": "backup-filesystem",
+            "BACKUP_FILESYSTEM_PATH": "/var/lib/weaviate/backups",
+            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+            "AUTHENTICATION_APIKEY_ENABLED": "true",
+            "AUTHENTICATION_APIKEY_ALLOWED_KEYS": api_key,
+            "AUTHENTICATION_APIKEY_USERS": "prism-test",
+            "CLUSTER_HOSTNAME": "node1",
+            "QUERY_DEFAULTS_LIMIT": "25",
+            "DISABLE_TELEMETRY": "true",
+            "LIMIT_RESOURCES": "true",
+            "GOMEMLIMIT": "1GiB",
+        },
+        ports={"8080/tcp": ("127.0.0.1", None), "50051/tcp": ("127.0.0.1", None)},
+        user="1000:1000",
+        read_only=True,
+        tmpfs={"/tmp": "uid=1000,gid=1000"},
+        mem_limit="1500m",
+        labels={"org.prism.test": label},
+    )
+    container.reload()
+    ports = container.attrs["NetworkSettings"]["Ports"]
+    server = WeaviateServer(
+        host="127.0.0.1",
+        port=int(ports["8080/tcp"][0]["HostPort"]),
+        grpc_port=int(ports["50051/tcp"][0]["HostPort"]),
+        api_key=api_key,
+        image=image,
+        container=container,
+    )
+    return container, server
+
+
+@pytest.fixture(scope="session")
+def weaviate_image() -> str:
+    return find_weaviate_image(docker.from_env())
+
+
+@pytest.fixture(scope="session")
+def weaviate_server(weaviate_image: str) -> Iterator[WeaviateServer]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"Docker engine not reachable ({exc}): start dockerd first.")
+    container, server = start_weaviate(client, weaviate_image, "weaviate")
+    try:
+        _wait_weaviate_ready(container, server)
+        yield server
+    finally:
+        container.remove(force=True, v=True)
+        client.close()
