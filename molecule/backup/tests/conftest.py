@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
@@ -23,6 +24,8 @@ BASE_DIR = Path("/opt/prism-molecule")
 BACKUP_ROOT = BASE_DIR / "backups"
 TEXTFILE = BASE_DIR / "node_exporter" / "textfile" / "prism_backup.prom"
 KAFKA_PORT = 19092
+WEAVIATE_URL = "http://127.0.0.1:18090"
+COLLECTION = "ExternalKnowledge"
 run_playbook = shared.run_playbook
 secret = shared.secret
 pg_connect = shared.pg_connect
@@ -115,8 +118,34 @@ def kafka_snapshot() -> dict[str, dict[str, str]]:
         admin.close()
 
 
+def weaviate(path: str, body: object | None = None, method: str = "GET") -> object:
+    request = urllib.request.Request(
+        WEAVIATE_URL + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {secret('weaviate_api_key')}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data = response.read()
+    return json.loads(data) if data else None
+
+
+def weaviate_snapshot() -> dict[str, object]:
+    """Objects of the knowledge collection: count and a sha256 over (id, properties) of every object."""
+    objects = weaviate(f"/v1/objects?class={COLLECTION}&limit=10000")["objects"]  # type: ignore[index]
+    digest = hashlib.sha256()
+    for obj in sorted(objects, key=lambda o: o["id"]):
+        digest.update(json.dumps([obj["id"], obj["properties"]], sort_keys=True).encode())
+    return {"objects": len(objects), "digest": digest.hexdigest()}
+
+
 def snapshot() -> dict[str, object]:
-    return {"postgres": pg_snapshot(), "redis": redis_snapshot(), "kafka": kafka_snapshot()}
+    return {
+        "postgres": pg_snapshot(),
+        "redis": redis_snapshot(),
+        "kafka": kafka_snapshot(),
+        "weaviate": weaviate_snapshot(),
+    }
 
 
 def runs() -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     BACKUP_ROOT,
+    COLLECTION,
     PREFIX,
     ROOT,
     TEXTFILE,
@@ -27,6 +28,7 @@ from conftest import (
     run_playbook,
     runs,
     snapshot,
+    weaviate,
 )
 from kafka.admin import ConfigResource, ConfigResourceType
 
@@ -56,7 +58,8 @@ def metric(name: str) -> str | None:
 
 
 def test_write_known_data():
-    """Rows in every orch_* table, Redis keys of several types in two databases, a changed topic config."""
+    """Rows in every orch_* table, Redis keys of several types in two databases, a changed topic config,
+    extra Weaviate objects."""
     conn = pg_connect()
     with conn.cursor() as cur:
         for i in range(25):
@@ -101,8 +104,28 @@ def test_write_known_data():
         [ConfigResource(ConfigResourceType.TOPIC, CHANGED_TOPIC, configs={CHANGED_KEY: CHANGED_VALUE})]
     )
     admin.close()
+    seeded = weaviate(f"/v1/objects?class={COLLECTION}&limit=10000")["objects"]
+    for i in range(5):
+        weaviate(
+            "/v1/objects",
+            {
+                "class": COLLECTION,
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"drill/{i}")),
+                "properties": {
+                    "key": f"drill-{i}",
+                    "title": f"Drill note {i}",
+                    "content": f"restore drill {i}",
+                },
+            },
+            method="POST",
+        )
     before = snapshot()
-    assert all(rows == 25 for rows, _ in before["postgres"].values()), before["postgres"]
+    # The seed mirrors each Weaviate object into orch_knowledge_metadata: 25 rows more than it seeded.
+    assert all(
+        rows == 25 for table, (rows, _) in before["postgres"].items() if table != "orch_knowledge_metadata"
+    )
+    assert before["postgres"]["orch_knowledge_metadata"][0] == 25 + len(seeded)
+    assert before["weaviate"]["objects"] == len(seeded) + 5
     assert before["redis"]["keys"] == {"db0": 22, "db3": 1}
     assert before["kafka"][CHANGED_TOPIC][CHANGED_KEY] == CHANGED_VALUE
     STATE["before"] = before
@@ -115,8 +138,9 @@ def test_backup_writes_one_run_with_one_manifest():
     run = BACKUP_ROOT / runs()[-1]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["run_id"] == run.name
-    assert sorted(manifest["parts"]) == ["kafka", "postgres", "redis"]
+    assert sorted(manifest["parts"]) == ["kafka", "postgres", "redis", "weaviate"]
     before = STATE["before"]
+    assert manifest["parts"]["weaviate"]["counted"]["objects"] == {COLLECTION: before["weaviate"]["objects"]}
     rows = manifest["parts"]["postgres"]["counted"]["rows"]["prism"]
     assert {t: rows[f"public.{t}"] for t in before["postgres"]} == {
         t: c for t, (c, _) in before["postgres"].items()
@@ -181,7 +205,7 @@ def test_backup_to_an_unwritable_root_fails_clearly():
 
 
 def test_backup_to_a_full_disk_fails_and_leaves_no_partial_run():
-    with tmpfs(Path("/tmp/prism-backup-full"), "size=64k") as root:
+    with tmpfs(Path("/tmp/prism-backup-full"), "size=16k") as root:
         result = run_playbook("-e", f"backup_root={root}", playbook=BACKUP)
         left = sorted(p.name for p in root.iterdir())
     assert result.rc != 0
@@ -191,7 +215,7 @@ def test_backup_to_a_full_disk_fails_and_leaves_no_partial_run():
 
 
 def test_destroy_the_data_volumes_converge_and_restore():
-    for service in ("postgres", "redis", "kafka"):
+    for service in ("postgres", "redis", "kafka", "weaviate"):
         subprocess.run(["docker", "rm", "-f", "-v", f"{PREFIX}_{service}"], check=True, capture_output=True)
         subprocess.run(
             ["docker", "volume", "rm", f"{PREFIX}_{service}_data"], check=True, capture_output=True
@@ -199,7 +223,11 @@ def test_destroy_the_data_volumes_converge_and_restore():
     converge = run_playbook(playbook=str(ROOT / "molecule" / "backup" / "converge.yml"))
     assert converge.rc == 0, converge.output[-4000:]
     empty = snapshot()
-    assert all(rows == 0 for rows, _ in empty["postgres"].values())
+    # Only what a fresh deploy seeds: Weaviate's knowledge and its PostgreSQL mirror.
+    assert all(
+        rows == 0 for table, (rows, _) in empty["postgres"].items() if table != "orch_knowledge_metadata"
+    )
+    assert empty["weaviate"]["objects"] == STATE["before"]["weaviate"]["objects"] - 5
     assert empty["redis"]["keys"] == {}
     assert empty["kafka"][CHANGED_TOPIC].get(CHANGED_KEY) != CHANGED_VALUE
     result = run_playbook("-e", "backup_restore_confirm=true", playbook=RESTORE)
@@ -213,6 +241,7 @@ def test_restored_data_equals_the_data_before_the_backup():
     assert after["postgres"] == before["postgres"]  # rows and content md5 per orch_* table
     assert after["redis"] == before["redis"]  # keys per db and the digest of every key's value
     assert after["kafka"] == before["kafka"]  # every topic's config overrides
+    assert after["weaviate"] == before["weaviate"]  # object count and the hash of every object's content
     # The app user works against the restored database (roles and grants came back).
     app = pg_connect("prism_app", "postgres_app_password")
     with app.cursor() as cur:
