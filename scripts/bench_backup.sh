@@ -37,6 +37,9 @@ pg() { docker exec -e PGPASSWORD="$(cat "$inv/.secrets/postgres_superuser_passwo
 
 echo "PRISM backup benchmark: $rows rows in orch_user_query, $(nproc) cores, $(date -u +%FT%TZ)"
 play scripts/bench_backup.yml
+# The fixed cost of our playbooks (Ansible, tool containers, counting, manifest, retention): an empty schema.
+t=$(date +%s%N); play playbooks/backup.yml; empty_dump=$(ms "$t")
+t=$(date +%s%N); play playbooks/restore.yml -e backup_restore_confirm=true; empty_restore=$(ms "$t")
 pg psql -q -h 127.0.0.1 -U postgres -d prism -c "INSERT INTO orch_user_query (user_id, query_text, parsed_intent)
   SELECT 'user' || (g % 1000), 'why is line ' || g || ' slow?', jsonb_build_object('intent', 'diagnose', 'n', g)
   FROM generate_series(1, $rows) g;"
@@ -51,10 +54,11 @@ raw_size=$(pg stat -c %s /tmp/raw.dump)
 
 t=$(date +%s%N); play playbooks/backup.yml; our_dump=$(ms "$t")
 t=$(date +%s%N); play playbooks/restore.yml -e backup_restore_confirm=true; our_restore=$(ms "$t")
-our_size=$(stat -c %s /opt/prism-bench/backups/*/postgres/prism.dump)
+our_size=$(stat -c %s "$(ls -d /opt/prism-bench/backups/2* | tail -1)/postgres/prism.dump")
 count=$(pg psql -At -h 127.0.0.1 -U postgres -d prism -c "SELECT count(*) FROM orch_user_query")
 
 printf '%-34s %10s %10s  %s\n' "" backup restore "dump size"
 printf '%-34s %10s %10s  %s bytes\n' "raw pg_dump -Fc / pg_restore" "$(fmt "$raw_dump")" "$(fmt "$raw_restore")" "$raw_size"
 printf '%-34s %10s %10s  %s bytes\n' "backup.yml / restore.yml" "$(fmt "$our_dump")" "$(fmt "$our_restore")" "$our_size"
-echo "rows after our restore: $count"
+printf '%-34s %10s %10s\n' "the same, empty schema (overhead)" "$(fmt "$empty_dump")" "$(fmt "$empty_restore")"
+echo "rows after our restore: $count; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
