@@ -41,13 +41,15 @@ STATE: dict[str, object] = {}
 @contextmanager
 def tmpfs(path: Path, options: str) -> Iterator[Path]:
     """A small tmpfs at path: a full (size=...) or read-only (ro) disk for the backup root."""
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
     try:
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
-        path.rmdir()
+        if created:
+            path.rmdir()
 
 
 def metric(name: str) -> str | None:
