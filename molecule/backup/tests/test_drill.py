@@ -7,6 +7,7 @@ The tests share the stack's state and run in file order; each later step needs t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -133,8 +134,9 @@ def test_write_known_data():
     STATE["before"] = before
 
 
-def test_backup_writes_one_run_with_one_manifest():
-    result = run_playbook(playbook=BACKUP)
+def test_backup_writes_one_run_with_one_manifest(tmp_path):
+    fetch_dir = tmp_path / "fetched"
+    result = run_playbook("-e", "backup_fetch=true", "-e", f"backup_fetch_dir={fetch_dir}", playbook=BACKUP)
     assert result.rc == 0, result.output[-4000:]
     assert len(runs()) == 1
     run = BACKUP_ROOT / runs()[-1]
@@ -153,6 +155,14 @@ def test_backup_writes_one_run_with_one_manifest():
     files = {f["file"] for part in manifest["parts"].values() for f in part["files"]}
     assert {"postgres/prism.dump", "postgres/globals.sql", "redis/dump.rdb", "kafka/metadata.json"} <= files
     assert metric("prism_backup_last_run_success") == "1"
+    # The copy on the control node is the same run: every file with the manifest's sha256.
+    fetched = fetch_dir / run.name
+    assert json.loads((fetched / "manifest.json").read_text()) == manifest
+    for part in manifest["parts"].values():
+        for entry in part["files"]:
+            assert hashlib.sha256((fetched / entry["file"]).read_bytes()).hexdigest() == entry["sha256"], (
+                entry
+            )
     STATE["run"] = run.name
     STATE["success_time"] = metric("prism_backup_last_success_timestamp_seconds")
 
