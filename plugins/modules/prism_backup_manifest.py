@@ -9,8 +9,8 @@ module: prism_backup_manifest
 short_description: Write or verify the manifest of a PRISM backup run
 description:
   - With O(state=present), hashes every file under each part's directory of a finished run
-    (C(<root>/<run_id>/<part>/)) and writes C(<root>/<run_id>/manifest.json) atomically: per part the tool,
-    its version, what was counted, and every file with its size and sha256. A run without the manifest is
+    (C(<root>/<run_id>/<part>/)) and writes C(<root>/<run_id>/manifest.json) atomically, with per part the
+    tool, its version, what was counted, and every file with its size and sha256. A run without the manifest is
     incomplete; restore and retention never treat it as a backup.
   - With O(state=verified), resolves O(run_id) (C(latest) is the newest complete run), checks that every part
     in O(parts) is in the manifest and that every file exists with its recorded size and sha256, and fails

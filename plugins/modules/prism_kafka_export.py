@@ -8,9 +8,9 @@ DOCUMENTATION = r"""
 module: prism_kafka_export
 short_description: Write Kafka topic definitions, their configs and consumer-group offsets to a JSON file
 description:
-  - Reads every topic that is not internal (names starting with C(__) are left out): partitions, replication
-    factor and topic-level config overrides, in the form O(prism_kafka_topics) declares topics, so a restore
-    passes them to that module unchanged.
+  - Reads every topic that is not internal (names starting with C(__) are left out), with its partitions,
+    replication factor and topic-level config overrides, in the form C(prism_kafka_topics) declares topics,
+    so a restore passes them to that module unchanged.
   - Reads the committed offsets of every consumer group.
   - Writes both to O(dest) as JSON. Message data is not read.
 options:
