@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,7 @@ _DEFAULT = Path(__file__).resolve().parents[2] / "default" / "tests" / "conftest
 _spec = importlib.util.spec_from_file_location("prism_default_conftest", _DEFAULT)
 assert _spec and _spec.loader
 shared = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = shared  # its dataclasses look their module up there
 _spec.loader.exec_module(shared)
 
 ROOT = shared.ROOT

@@ -86,7 +86,7 @@ def test_write_known_data():
             cur.execute(
                 "INSERT INTO orch_constraint_violation (task_id, subtask_id, constraint_name, severity) "
                 "VALUES (%s, %s, %s, %s)",
-                (t, s, f"max_temp_{i}", ["low", "medium", "high", "critical"][i % 4]),
+                (t, s, f"max_temp_{i}", ["info", "warning", "critical"][i % 3]),
             )
             cur.execute(
                 "INSERT INTO orch_user_feedback (query_id, task_id, user_id) VALUES (%s, %s, %s)",
