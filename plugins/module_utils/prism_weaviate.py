@@ -18,7 +18,7 @@ try:
     import weaviate
     from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 except ImportError:
-    weaviate = None
+    weaviate = None  # type: ignore[assignment]
     WEAVIATE_IMPORT_ERROR = traceback.format_exc()
 else:
     WEAVIATE_IMPORT_ERROR = None

@@ -21,7 +21,7 @@ description:
   - Objects that no file declares are deleted only with O(remove_absent=true); otherwise they stay and are
     reported in RV(unmanaged).
   - With O(mirror=true), the rows of C(public.orch_knowledge_metadata) of O(tenant) and this collection are
-    converged in one transaction to the objects after the run, one row per object: knowledge_id is the object
+    converged in one transaction to the objects after the run, one row per object. knowledge_id is the object
     id, checksum the sha256 of its content, source, title and domain its properties, metadata the key, tags,
     language, updated_at and collection. Rows of objects that no longer exist are deleted.
 options:
@@ -124,6 +124,8 @@ attributes:
       Returns the collection's properties, every object (its properties with the content as a checksum)
       and the mirror rows, before and after.
     support: full
+requirements:
+  - PyYAML on the managed host (the knowledge files)
 author:
   - PRISM orchestration team
 """
@@ -197,7 +199,7 @@ failed_objects:
 
 import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible.module_utils.prism_changes import ChangeTracker  # noqa: E402
 from ansible.module_utils.prism_postgres import (  # noqa: E402
     connection_params,
@@ -214,6 +216,7 @@ from ansible.module_utils.prism_weaviate import (  # noqa: E402
 from ansible.module_utils.prism_weaviate_knowledge import (  # noqa: E402
     DATA_TYPES,
     TOKENIZATIONS,
+    YAML_IMPORT_ERROR,
     KnowledgeError,
     add_properties,
     apply_mirror,
@@ -319,6 +322,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
+    if YAML_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     if params["mirror"]:
         ensure_psycopg2(module)
     if params["batch_size"] < 1:

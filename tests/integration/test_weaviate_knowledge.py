@@ -9,6 +9,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,26 @@ def docs(tmp_path: Path) -> Path:
     target = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE, target)
     return target
+
+
+@dataclass
+class Target:
+    """One test's Weaviate collection, PostgreSQL database and knowledge copy, and the module's arguments."""
+
+    server: WeaviateServer
+    pg: PgServer
+    db: str
+    collection: str
+    docs: Path
+    args: dict[str, Any]
+
+
+@pytest.fixture
+def kb(
+    weaviate_server: WeaviateServer, pg_server: PgServer, schema_db: str, collection_name: str, docs: Path
+) -> Target:
+    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
+    return Target(weaviate_server, pg_server, schema_db, collection_name, docs, args)
 
 
 def module_args(
@@ -126,23 +147,16 @@ def assert_mirror_matches(server: WeaviateServer, pg: PgServer, db: str, collect
         assert row["metadata"]["key"] == props["key"]
 
 
-def test_create_then_rerun_changes_nothing(
-    runner: AnsibleRunner,
-    weaviate_server: WeaviateServer,
-    pg_server: PgServer,
-    schema_db: str,
-    collection_name: str,
-    docs: Path,
-) -> None:
-    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
-    files = sorted(docs.glob("*.yml"))
+def test_create_then_rerun_changes_nothing(runner: AnsibleRunner, kb: Target) -> None:
+    args = kb.args
+    files = sorted(kb.docs.glob("*.yml"))
 
     check = runner.run("prism_weaviate_knowledge", args, check=True, diff=True)
     assert not check.failed, check.output
     assert check.result["changed"] is True and check.result["collection_created"] is True
     assert len(check.result["created"]) == len(files)
-    assert weaviate_objects_or_none(weaviate_server, collection_name) is None  # check mode wrote nothing
-    assert mirror_rows(pg_server, schema_db) == {}
+    assert weaviate_objects_or_none(kb.server, kb.collection) is None  # check mode wrote nothing
+    assert mirror_rows(kb.pg, kb.db) == {}
 
     first = runner.run("prism_weaviate_knowledge", args)
     assert not first.failed, first.output
@@ -150,7 +164,7 @@ def test_create_then_rerun_changes_nothing(
     assert sorted(first.result["created"]) == sorted(f.stem for f in files)
     assert first.result["objects"] == len(files) >= 20
     assert len(first.result["mirror"]["inserted"]) == len(files)
-    assert_mirror_matches(weaviate_server, pg_server, schema_db, collection_name)
+    assert_mirror_matches(kb.server, kb.pg, kb.db, kb.collection)
 
     second = runner.run("prism_weaviate_knowledge", args, diff=True)
     assert not second.failed, second.output
@@ -165,9 +179,9 @@ def test_create_then_rerun_changes_nothing(
     assert second.result["mirror"] == {"inserted": [], "updated": [], "deleted": []}
 
     # The collection has no vectorizer and BM25 on the text properties.
-    client = weaviate_server.client()
+    client = kb.server.client()
     try:
-        config = client.collections.get(collection_name).config.get()
+        config = client.collections.get(kb.collection).config.get()
         assert config.vectorizer_config is None or str(config.vectorizer_config.vectorizer) == "none"
         searchable = {p.name for p in config.properties if p.index_searchable}
         assert {"title", "content", "tags"} <= searchable
@@ -186,77 +200,56 @@ def weaviate_objects_or_none(server: WeaviateServer, collection: str) -> dict[st
     return weaviate_objects(server, collection)
 
 
-def test_edit_one_document_changes_only_that_object(
-    runner: AnsibleRunner,
-    weaviate_server: WeaviateServer,
-    pg_server: PgServer,
-    schema_db: str,
-    collection_name: str,
-    docs: Path,
-) -> None:
-    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
+def test_edit_one_document_changes_only_that_object(runner: AnsibleRunner, kb: Target) -> None:
+    args = kb.args
     assert not runner.run("prism_weaviate_knowledge", args).failed
-    before_objects = weaviate_objects(weaviate_server, collection_name)
-    before_rows = mirror_rows(pg_server, schema_db)
+    before_objects = weaviate_objects(kb.server, kb.collection)
+    before_rows = mirror_rows(kb.pg, kb.db)
 
-    edited = docs / "safety-forklift-pedestrian.yml"
+    edited = kb.docs / "safety-forklift-pedestrian.yml"
     data = yaml.safe_load(edited.read_text())
     data["content"] += "Forklift drivers renew their licence every three years.\n"
     edited.write_text(yaml.safe_dump(data, sort_keys=False))
 
     check = runner.run("prism_weaviate_knowledge", args, check=True, diff=True)
     assert check.result["changed"] is True and check.result["updated"] == ["safety-forklift-pedestrian"]
-    assert weaviate_objects(weaviate_server, collection_name) == before_objects
+    assert weaviate_objects(kb.server, kb.collection) == before_objects
 
     run = runner.run("prism_weaviate_knowledge", args)
     assert not run.failed, run.output
     assert run.result["updated"] == ["safety-forklift-pedestrian"] and run.result["created"] == []
-    after_objects = weaviate_objects(weaviate_server, collection_name)
+    after_objects = weaviate_objects(kb.server, kb.collection)
     changed = [
         object_id for object_id in after_objects if after_objects[object_id] != before_objects[object_id]
     ]
     assert len(changed) == 1 and after_objects[changed[0]]["key"] == "safety-forklift-pedestrian"
     assert run.result["mirror"]["updated"] == changed and run.result["mirror"]["inserted"] == []
-    after_rows = mirror_rows(pg_server, schema_db)
+    after_rows = mirror_rows(kb.pg, kb.db)
     assert [k for k in after_rows if after_rows[k] != before_rows[k]] == changed
-    assert_mirror_matches(weaviate_server, pg_server, schema_db, collection_name)
+    assert_mirror_matches(kb.server, kb.pg, kb.db, kb.collection)
     assert runner.run("prism_weaviate_knowledge", args).result["changed"] is False
 
 
-def test_removal_only_with_the_flag(
-    runner: AnsibleRunner,
-    weaviate_server: WeaviateServer,
-    pg_server: PgServer,
-    schema_db: str,
-    collection_name: str,
-    docs: Path,
-) -> None:
-    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
+def test_removal_only_with_the_flag(runner: AnsibleRunner, kb: Target) -> None:
+    args = kb.args
     assert not runner.run("prism_weaviate_knowledge", args).failed
-    (docs / "operations-energy-peak-shaving.yml").unlink()
+    (kb.docs / "operations-energy-peak-shaving.yml").unlink()
 
     kept = runner.run("prism_weaviate_knowledge", args)
     assert not kept.failed and kept.result["changed"] is False
     assert len(kept.result["unmanaged"]) == 1
-    assert len(weaviate_objects(weaviate_server, collection_name)) == 20
+    assert len(weaviate_objects(kb.server, kb.collection)) == 20
 
     removed = runner.run("prism_weaviate_knowledge", {**args, "remove_absent": True})
     assert not removed.failed, removed.output
     assert removed.result["deleted"] == kept.result["unmanaged"]
     assert removed.result["mirror"]["deleted"] == kept.result["unmanaged"]
-    assert len(weaviate_objects(weaviate_server, collection_name)) == 19
-    assert_mirror_matches(weaviate_server, pg_server, schema_db, collection_name)
+    assert len(weaviate_objects(kb.server, kb.collection)) == 19
+    assert_mirror_matches(kb.server, kb.pg, kb.db, kb.collection)
 
 
-def test_added_property_is_allowed_and_a_type_change_refused(
-    runner: AnsibleRunner,
-    weaviate_server: WeaviateServer,
-    pg_server: PgServer,
-    schema_db: str,
-    collection_name: str,
-    docs: Path,
-) -> None:
-    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
+def test_added_property_is_allowed_and_a_type_change_refused(runner: AnsibleRunner, kb: Target) -> None:
+    args = kb.args
     assert not runner.run("prism_weaviate_knowledge", args).failed
 
     grown = [*PROPERTIES, {"name": "plant_area", "description": "Area of the plant", "tokenization": "field"}]
@@ -274,26 +267,19 @@ def test_added_property_is_allowed_and_a_type_change_refused(
         in refused.result["msg"]
     )
     assert "cannot change it in place" in refused.result["msg"]
-    client = weaviate_server.client()
+    client = kb.server.client()
     try:
         types = {
-            p.name: p.data_type.value for p in client.collections.get(collection_name).config.get().properties
+            p.name: p.data_type.value for p in client.collections.get(kb.collection).config.get().properties
         }
     finally:
         client.close()
     assert types["plant_area"] == "text"
 
 
-def test_malformed_file_is_refused_before_any_write(
-    runner: AnsibleRunner,
-    weaviate_server: WeaviateServer,
-    pg_server: PgServer,
-    schema_db: str,
-    collection_name: str,
-    docs: Path,
-) -> None:
-    args = module_args(weaviate_server, pg_server, schema_db, collection_name, docs)
-    bad = docs / "zz-bad-date.yml"
+def test_malformed_file_is_refused_before_any_write(runner: AnsibleRunner, kb: Target) -> None:
+    args = kb.args
+    bad = kb.docs / "zz-bad-date.yml"
     bad.write_text("title: Bad\ncontent: text\nsource: x\ndomain: quality\nupdated_at: last tuesday\n")
     refused = runner.run("prism_weaviate_knowledge", args)
     assert refused.failed
@@ -301,8 +287,8 @@ def test_malformed_file_is_refused_before_any_write(
         "Refused, nothing was changed: zz-bad-date.yml: field 'updated_at'"
     )
     assert (refused.result["file"], refused.result["field"]) == ("zz-bad-date.yml", "updated_at")
-    assert weaviate_objects_or_none(weaviate_server, collection_name) is None
-    assert mirror_rows(pg_server, schema_db) == {}
+    assert weaviate_objects_or_none(kb.server, kb.collection) is None
+    assert mirror_rows(kb.pg, kb.db) == {}
 
     bad.write_text("title: Bad\ncontent: text\nsource: x\n")
     missing = runner.run("prism_weaviate_knowledge", args)
@@ -314,7 +300,7 @@ def test_malformed_file_is_refused_before_any_write(
     bad.write_text("title: Bad\ncontent: text\nsource: x\ndomain: quality\nauthor: me\n")
     unknown = runner.run("prism_weaviate_knowledge", args)
     assert unknown.failed and "field 'author' is not a property" in unknown.result["msg"]
-    assert weaviate_objects_or_none(weaviate_server, collection_name) is None
+    assert weaviate_objects_or_none(kb.server, kb.collection) is None
 
 
 def test_bm25_ranks_the_expected_document_first(
