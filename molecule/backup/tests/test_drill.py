@@ -317,3 +317,6 @@ def test_schedule_installs_a_cron_entry_and_a_wrapper_that_reports():
     assert off.rc == 0, off.output[-4000:]
     cron_file = Path(f"/etc/cron.d/{unit}")
     assert not cron_file.exists() or str(wrapper) not in cron_file.read_text()
+    # The wrapper and its log are this test's leftovers on the control node.
+    wrapper.unlink()
+    log.unlink()
