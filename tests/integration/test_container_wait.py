@@ -17,7 +17,7 @@ def containers(pg_image):
     client = docker.from_env()
     made = []
 
-    def make(test: list[str]) -> str:
+    def make(test: list[str], start_period: int = 0) -> str:
         name = f"prism_test_wait_{uuid.uuid4().hex[:8]}"
         made.append(
             client.containers.run(
@@ -25,7 +25,14 @@ def containers(pg_image):
                 ["sleep", "300"],
                 name=name,
                 detach=True,
-                healthcheck={"test": test, "interval": SECOND, "timeout": 5 * SECOND, "retries": 1},
+                healthcheck={
+                    "test": test,
+                    "interval": SECOND,
+                    "timeout": 5 * SECOND,
+                    "retries": 1,
+                    # Failed probes in the start period leave the container "starting", not unhealthy.
+                    "start_period": start_period * SECOND,
+                },
             )
         )
         return name
@@ -36,7 +43,13 @@ def containers(pg_image):
 
 
 def test_waits_for_all_healthy(runner, containers):
-    names = [containers(["CMD", "true"]), containers(["CMD-SHELL", "sleep 2 && true"])]
+    # The second one turns healthy only 10 s after its start, well after the module's first look (with a
+    # plain `sleep 2` probe a loaded machine started the module after both were healthy: slowest was 0).
+    slow = [
+        "CMD-SHELL",
+        "test -f /tmp/t0 || date +%s > /tmp/t0; [ $(( $(date +%s) - $(cat /tmp/t0) )) -ge 10 ]",
+    ]
+    names = [containers(["CMD", "true"]), containers(slow, start_period=60)]
     run = runner.run("prism_container_wait", {"names": names, "timeout": 60, "interval": 0.5})
     assert not run.failed, run.output
     assert run.result["changed"] is False
