@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -303,30 +300,6 @@ def test_documentation_matches_argument_spec() -> None:
     yaml.safe_load(module_entry.EXAMPLES)
     assert {"created", "partitions_added", "configs_changed", "drift"} <= set(
         yaml.safe_load(module_entry.RETURN)
-    )
-
-
-def test_ansible_doc_renders_module_with_fragment(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_LIBRARY": str(REPO_ROOT / "plugins" / "modules"),
-        "ANSIBLE_MODULE_UTILS": str(REPO_ROOT / "plugins" / "module_utils"),
-        "ANSIBLE_DOC_FRAGMENT_PLUGINS": str(REPO_ROOT / "plugins" / "doc_fragments"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible_home"),
-    }
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", "module", "prism_kafka_topics"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = next(iter(yaml.safe_load(proc.stdout).values()))["doc"]
-    assert {"topics", "purge_configs", "bootstrap_servers", "sasl_password", "security_protocol"} <= set(
-        doc["options"]
     )
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import prism_pg_schema as module_entry
@@ -441,26 +438,3 @@ def test_module_attributes_declare_full_check_and_diff() -> None:
     assert doc["attributes"]["diff_mode"]["support"] == "full"
     yaml.safe_load(module_entry.EXAMPLES)
     assert set(yaml.safe_load(module_entry.RETURN)) >= {"applied", "pending", "current_version", "migrations"}
-
-
-def test_ansible_doc_renders_module_with_fragment(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_LIBRARY": str(REPO_ROOT / "plugins" / "modules"),
-        "ANSIBLE_MODULE_UTILS": str(REPO_ROOT / "plugins" / "module_utils"),
-        "ANSIBLE_DOC_FRAGMENT_PLUGINS": str(REPO_ROOT / "plugins" / "doc_fragments"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible_home"),
-    }
-    ansible_doc = Path(sys.executable).parent / "ansible-doc"
-    proc = subprocess.run(
-        [str(ansible_doc), "--json", "-t", "module", "prism_pg_schema"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = next(iter(yaml.safe_load(proc.stdout).values()))["doc"]
-    assert {"path", "history_table", "login_host", "login_password", "ssl_mode"} <= set(doc["options"])

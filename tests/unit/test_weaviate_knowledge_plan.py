@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import prism_weaviate_knowledge as module_entry
@@ -206,33 +203,3 @@ def test_documentation_matches_argument_spec() -> None:
     assert module_doc["attributes"]["check_mode"]["support"] == "full"
     assert module_doc["attributes"]["diff_mode"]["support"] == "full"
     yaml.safe_load(module_entry.EXAMPLES)
-
-
-def test_ansible_doc_renders_module_with_fragments(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_LIBRARY": str(REPO_ROOT / "plugins" / "modules"),
-        "ANSIBLE_MODULE_UTILS": str(REPO_ROOT / "plugins" / "module_utils"),
-        "ANSIBLE_DOC_FRAGMENT_PLUGINS": str(REPO_ROOT / "plugins" / "doc_fragments"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible_home"),
-    }
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-doc"),
-            "--json",
-            "-t",
-            "module",
-            "prism_weaviate_knowledge",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = next(iter(yaml.safe_load(proc.stdout).values()))["doc"]
-    assert {"documents", "properties", "weaviate_api_key", "login_password", "remove_absent"} <= set(
-        doc["options"]
-    )
