@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 import redis
-from conftest import pg_connect, run_playbook, secret
+import yaml
+from conftest import ROOT, pg_connect, run_playbook, secret
 
 REDIS_PORT = 16379
 
@@ -125,7 +126,10 @@ def test_second_run_starts_where_the_first_left(two_runs):
 
 def test_a_wrong_expectation_fails_the_run(tmp_path, two_runs):
     """The suite can fail: expecting another eviction policy than the deployed one is a FAIL and rc != 0."""
-    settings = json.dumps({"redis_settings": {"maxmemory-policy": "volatile-ttl", "appendonly": True}})
+    # redis_settings replaces the role's whole dict (its preflight wants maxmemory): the defaults, one changed.
+    defaults = yaml.safe_load((ROOT / "roles" / "redis" / "defaults" / "main.yml").read_text())
+    wrong = {**defaults["redis_settings"], "maxmemory-policy": "volatile-ttl"}
+    settings = json.dumps({"redis_settings": wrong})
     rc, output, report = verify(
         tmp_path, "wrong", "-e", settings, "-e", '{"verify_checks": ["redis_operations"]}'
     )
