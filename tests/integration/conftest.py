@@ -314,9 +314,10 @@ def _wait_kafka_ready(container: Any, server: KafkaServer) -> None:
     pytest.fail(f"Kafka in {server.image} not ready after {KAFKA_READY_TIMEOUT_S}s ({last_error}):\n{logs}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_server() -> Iterator[KafkaServer]:
-    """One broker for the session. The listener's container port equals the published host port, so the
+    """One broker per test module: a module that declares the shipped topics must not find them created by
+    another (test_kafka_topics proves the first run creates all 14). The listener's container port equals the published host port, so the
     advertised 127.0.0.1:<port> works from the host and from inside the container alike."""
     try:
         client = docker.from_env()
