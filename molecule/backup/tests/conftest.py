@@ -32,15 +32,8 @@ run_playbook = shared.run_playbook
 secret = shared.secret
 pg_connect = shared.pg_connect
 
-ORCH_TABLES = [
-    "orch_user_query",
-    "orch_task_manage",
-    "orch_execution_plan",
-    "orch_agent_subtask",
-    "orch_constraint_violation",
-    "orch_user_feedback",
-    "orch_knowledge_metadata",
-]
+# The seven tables, from the one list the schema tests use (tests/expected_schema.py, on sys.path via shared).
+ORCH_TABLES = sorted(importlib.import_module("expected_schema").ORCH_TABLES)
 
 
 def redis_cli(*args: str, db: int = 0) -> str:
