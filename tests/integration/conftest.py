@@ -250,7 +250,6 @@ def pg_image() -> str:
 # A real Kafka 4.1 broker (KRaft, combined broker+controller) in a throwaway container, started from the
 # project-built image (label org.prism.image.service=kafka) or $PRISM_TEST_KAFKA_IMAGE. Nothing is pulled.
 
-KAFKA_IMAGE_LABEL = "org.prism.image.service=kafka"
 KAFKA_READY_TIMEOUT_S = 120
 
 
@@ -264,21 +263,28 @@ class KafkaServer:
         return {"bootstrap_servers": [self.bootstrap], "request_timeout": 20}
 
 
-def find_kafka_image(client: docker.DockerClient) -> str:
-    wanted = os.environ.get("PRISM_TEST_KAFKA_IMAGE")
+def find_service_image(client: docker.DockerClient, service: str, role: str) -> str:
+    """$PRISM_TEST_<SERVICE>_IMAGE if set, else the newest project image labelled org.prism.image.service=<service>."""
+    env = f"PRISM_TEST_{service.upper()}_IMAGE"
+    label = f"org.prism.image.service={service}"
+    wanted = os.environ.get(env)
     if wanted:
         try:
             client.images.get(wanted)
         except docker.errors.ImageNotFound:
-            pytest.fail(f"PRISM_TEST_KAFKA_IMAGE={wanted} is not a local image: build or load it first.")
+            pytest.fail(f"{env}={wanted} is not a local image: build or load it first.")
         return wanted
-    labelled = [image for image in client.images.list(filters={"label": KAFKA_IMAGE_LABEL}) if image.tags]
+    labelled = [image for image in client.images.list(filters={"label": label}) if image.tags]
     if not labelled:
         pytest.fail(
-            f"no Kafka image: run the deploy (or the kafka role's image step) first. Looked for "
-            f"$PRISM_TEST_KAFKA_IMAGE and an image labelled {KAFKA_IMAGE_LABEL}."
+            f"no {service} image: run the deploy (or the {role} role's image step) first. Looked for "
+            f"${env} and an image labelled {label}."
         )
     return max(labelled, key=lambda image: image.attrs["Created"]).tags[0]
+
+
+def find_kafka_image(client: docker.DockerClient) -> str:
+    return find_service_image(client, "kafka", "kafka")
 
 
 def _free_port() -> int:
@@ -372,7 +378,6 @@ def session_runner(tmp_path_factory: pytest.TempPathFactory) -> AnsibleRunner:
 # org.prism.image.service=weaviate) or $PRISM_TEST_WEAVIATE_IMAGE, configured like the weaviate role does:
 # API keys only, no anonymous access, no vectorizer. Nothing is pulled.
 
-WEAVIATE_IMAGE_LABEL = "org.prism.image.service=weaviate"
 WEAVIATE_READY_TIMEOUT_S = 120
 
 
@@ -413,20 +418,7 @@ class WeaviateServer:
 
 
 def find_weaviate_image(client: docker.DockerClient) -> str:
-    wanted = os.environ.get("PRISM_TEST_WEAVIATE_IMAGE")
-    if wanted:
-        try:
-            client.images.get(wanted)
-        except docker.errors.ImageNotFound:
-            pytest.fail(f"PRISM_TEST_WEAVIATE_IMAGE={wanted} is not a local image: build or load it first.")
-        return wanted
-    labelled = [image for image in client.images.list(filters={"label": WEAVIATE_IMAGE_LABEL}) if image.tags]
-    if not labelled:
-        pytest.fail(
-            f"no Weaviate image: run the deploy (or the weaviate role's image step) first. Looked for "
-            f"$PRISM_TEST_WEAVIATE_IMAGE and an image labelled {WEAVIATE_IMAGE_LABEL}."
-        )
-    return max(labelled, key=lambda image: image.attrs["Created"]).tags[0]
+    return find_service_image(client, "weaviate", "weaviate")
 
 
 def _wait_weaviate_ready(container: Any, server: WeaviateServer) -> None:
