@@ -36,17 +36,24 @@ class PlayResult:
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
+# The registry's test service (tests/roles/prism_probe), deployed with the stack by this scenario's converge
+# (molecule.yml): every run here sees the same registry as the converge did.
+PROBE_VARS = ROOT / "tests" / "registry_probe.yml"
+PROBE_ROLES = ROOT / "tests" / "roles"
+
+
 def run_playbook(*args: str, playbook: str = "site.yml", timeout: int = 900) -> PlayResult:
     """Run a project playbook against the molecule inventory, the way an operator would."""
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=f"{ROOT / 'roles'}:{PROBE_ROLES}",
         MOLECULE_PROJECT_DIRECTORY=str(ROOT),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
     )
     proc = subprocess.run(
-        ["ansible-playbook", playbook, "-i", str(INVENTORY), *args],
+        ["ansible-playbook", playbook, "-i", str(INVENTORY), "-e", f"@{PROBE_VARS}", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
