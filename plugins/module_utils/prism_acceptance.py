@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The PRISM acceptance suite's frame: result rows, the test namespace of one run, the counts taken before
 and after a run (the "no trace" proof) and the pass/fail table. Pure code, unit-tested; the checks against
-the services are in prism_acceptance_checks.py.
+the services are in the package prism_acceptance_checks.
 
 Statuses: PASS, FAIL, and NOT RUN HERE (with the reason: the service is not deployed, or check mode). A check
 is never skipped silently: every requested check yields a row.

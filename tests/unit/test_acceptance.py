@@ -25,7 +25,7 @@ from ansible.module_utils.prism_acceptance import (
     run_check,
     table,
 )
-from ansible.module_utils.prism_acceptance_checks import agent_topics
+from ansible.module_utils.prism_acceptance_checks.kafka import agent_topics
 
 
 def test_namespace_keeps_one_run_apart():
