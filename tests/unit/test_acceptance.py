@@ -9,6 +9,7 @@ import prism_postgres
 import pytest
 import yaml
 from ansible.module_utils.prism_acceptance import (
+    CHECKS,
     FAIL,
     NOT_RUN,
     PASS,
@@ -25,6 +26,7 @@ from ansible.module_utils.prism_acceptance import (
     run_check,
     table,
 )
+from ansible.module_utils.prism_acceptance_checks import CHECK_FUNCTIONS
 from ansible.module_utils.prism_acceptance_checks.kafka import agent_topics
 
 
@@ -120,6 +122,10 @@ def test_grafana_variables_become_runnable_promql():
     assert concrete_expr('up{instance="$instance"}') == 'up{instance=~".*"}'
     assert concrete_expr('up{job=~"$job"}') == 'up{job=~".*"}'
     assert concrete_expr('up{job="$job"}', {"job": "redis"}) == 'up{job="redis"}'
+
+
+def test_every_check_has_its_function_in_the_module_order():
+    assert list(CHECK_FUNCTIONS) == list(CHECKS)
 
 
 def test_agent_topics_are_the_non_dlq_agent_topics():
