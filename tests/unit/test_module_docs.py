@@ -310,15 +310,18 @@ def test_documentation_matches_argument_spec(
         assert not set(options) & set(merged), f"{fragment} redefines {sorted(set(options) & set(merged))}"
         merged.update(options)
         shared = shared_spec(fragment)
-        assert spec_differences(options, shared) == [], f"doc fragment {fragment} differs from its spec"
+        problems = spec_differences(options, shared)
+        assert not problems, f"doc fragment {fragment} differs from its spec: " + "; ".join(problems)
         assert {k: spec.get(k) for k in shared} == shared, f"{module} changes the options of {fragment}"
     assert set(doc["options"]) == set(merged)
 
     # Options, at every depth.
-    assert spec_differences(doc["options"], spec) == []
+    problems = spec_differences(doc["options"], spec)
+    assert not problems, "; ".join(problems)
 
     # Secrets.
-    assert secret_problems(spec) == []
+    problems = secret_problems(spec)
+    assert not problems, "; ".join(problems)
     assert no_log_options(spec) == expected.secrets
 
     # Attributes: declared, and check mode as main() builds the module.
