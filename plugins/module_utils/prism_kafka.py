@@ -39,7 +39,7 @@ def kafka_argument_spec() -> dict[str, dict[str, Any]]:
         "sasl_password": {"type": "str", "no_log": True},
         "ssl_cafile": {"type": "path"},
         "ssl_certfile": {"type": "path"},
-        "ssl_keyfile": {"type": "path"},
+        "ssl_keyfile": {"type": "path", "no_log": False},  # the path of the key, not the key
         "request_timeout": {"type": "int", "default": 30},
     }
 

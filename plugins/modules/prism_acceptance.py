@@ -152,33 +152,10 @@ produced:
   type: dict
 """
 
-import traceback  # noqa: E402
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.prism_acceptance import (  # noqa: E402
-    CHECKS,
-    FAIL,
-    NO_TRACE,
-    NOT_RUN,
-    PASS,
-    CheckFailed,
-    Namespace,
-    Row,
-    check_run_id,
-    compare_snapshots,
-    new_run_id,
-    run_check,
-    table,
-)
-from ansible.module_utils.prism_kafka import client_params, kafka_argument_spec  # noqa: E402
-from ansible.module_utils.prism_postgres import (  # noqa: E402
-    connection_params,
-    ensure_psycopg2,
-    postgres_argument_spec,
-)
-
-SERVICES = ("redis", "kafka", "weaviate", "monitoring", "grafana")
-LIBRARIES = {"redis": "redis", "kafka": "kafka", "weaviate": "weaviate"}
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.prism_acceptance import CHECKS, run  # noqa: E402
+from ansible.module_utils.prism_kafka import kafka_argument_spec  # noqa: E402
+from ansible.module_utils.prism_postgres import postgres_argument_spec  # noqa: E402
 
 
 def argument_spec() -> dict:
@@ -199,122 +176,9 @@ def argument_spec() -> dict:
     return spec
 
 
-def fail_bad_input(module: AnsibleModule) -> None:
-    params = module.params
-    unknown = sorted(set(params["not_deployed"]) - set(SERVICES))
-    if unknown:
-        module.fail_json(msg=f"not_deployed has unknown services {unknown}: use {', '.join(SERVICES)}.")
-    for service in ("redis", "weaviate", "monitoring"):
-        if service not in params["not_deployed"] and not params[service]:
-            module.fail_json(
-                msg=f"{service} is not set and not named in not_deployed: give its connection ({service}: ...) "
-                f"or not_deployed.{service} with the reason it is absent."
-            )
-    if "kafka" not in params["not_deployed"] and not params["kafka_topics"]:
-        module.fail_json(msg="kafka_topics is empty: give the declared topics (files/kafka/topics.yml).")
-
-
-def ensure_libraries(module: AnsibleModule) -> None:
-    ensure_psycopg2(module)
-    for service, name in LIBRARIES.items():
-        if service in module.params["not_deployed"]:
-            continue
-        try:
-            __import__(name)
-        except ImportError:
-            package = {"kafka": "kafka-python", "weaviate": "weaviate-client"}.get(name, name)
-            module.fail_json(msg=missing_required_lib(package), exception=traceback.format_exc())
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    try:
-        run_id = check_run_id(params["run_id"]) if params["run_id"] else new_run_id()
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    fail_bad_input(module)
-    names = [c for c in CHECKS if c in params["checks"]]
-    ns = Namespace(run_id)
-
-    if module.check_mode:
-        reason = "check mode: the checks write test data (and remove it); run without --check"
-        skipped = [Row(name, NOT_RUN, reason) for name in [*names, NO_TRACE]]
-        module.exit_json(
-            changed=False,
-            run_id=run_id,
-            rows=[r.as_dict() for r in skipped],
-            table=table(skipped),
-            failed_checks=[],
-        )
-    ensure_libraries(module)
-
-    from ansible.module_utils.prism_acceptance_checks import CHECK_FUNCTIONS, Services, opened
-
-    absent = params["not_deployed"]
-    services = Services(
-        pg=connection_params(params),
-        redis=None
-        if "redis" in absent
-        else dict(
-            params["redis"], password=params["redis_password"], stats_password=params["redis_stats_password"]
-        ),
-        redis_absent=absent.get("redis", ""),
-        kafka=None if "kafka" in absent else client_params(params),
-        kafka_absent=absent.get("kafka", ""),
-        kafka_topics=list(params["kafka_topics"]),
-        weaviate=None
-        if "weaviate" in absent
-        else dict(params["weaviate"], api_key=params["weaviate_api_key"]),
-        weaviate_absent=absent.get("weaviate", ""),
-        monitoring=None if "monitoring" in absent else params["monitoring"],
-        monitoring_absent=absent.get("monitoring", ""),
-        grafana_absent=absent.get("grafana", "no Grafana URL given"),
-    )
-    rows: list[Row] = []
-    with opened(services, ns) as stack:
-        before = stack.snapshot()
-        for name in names:
-            rows.append(run_check(name, lambda name=name: CHECK_FUNCTIONS[name](stack)))
-            rows.extend(Row(*extra) for extra in stack.extra_rows)
-            stack.extra_rows.clear()
-
-        def no_trace() -> str:
-            leftovers, errors = stack.cleanup()
-            after = stack.snapshot()
-            result["after"] = after.as_dict()
-            equal, detail = compare_snapshots(before, after, stack.produced)
-            if leftovers:
-                detail += f"; cleanup removed what failed checks left: {', '.join(leftovers)}"
-            if errors:
-                raise CheckFailed("; ".join(errors) + " | " + detail)
-            traces = stack.traces()
-            if not equal or traces:
-                raise CheckFailed(
-                    detail
-                    + (
-                        "; traces of the suite remain: " + "; ".join(traces) + " (an earlier run was"
-                        " interrupted? remove those rows, keys and groups)"
-                        if traces
-                        else ""
-                    )
-                )
-            return detail
-
-        result: dict = {}
-        rows.append(run_check(NO_TRACE, no_trace))
-        produced = dict(stack.produced)
-    module.exit_json(
-        changed=False,
-        run_id=run_id,
-        rows=[r.as_dict() for r in rows],
-        table=table(rows),
-        failed_checks=[r.name for r in rows if r.status == FAIL],
-        passed=sum(1 for r in rows if r.status == PASS),
-        before=before.as_dict(),
-        after=result.get("after", {}),
-        produced=produced,
-    )
+    run(module)
 
 
 if __name__ == "__main__":

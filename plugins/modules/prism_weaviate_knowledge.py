@@ -257,7 +257,7 @@ def argument_spec() -> dict:
             "options": {
                 "name": {"type": "str", "required": True},
                 "data_type": {"type": "str", "choices": list(DATA_TYPES), "default": "text"},
-                "tokenization": {"type": "str", "choices": list(TOKENIZATIONS)},
+                "tokenization": {"type": "str", "choices": list(TOKENIZATIONS), "no_log": False},
                 "index_searchable": {"type": "bool"},
                 "index_filterable": {"type": "bool"},
                 "description": {"type": "str"},

@@ -3,12 +3,9 @@ the dashboard queries. The checks themselves run against the real stack (molecul
 
 from __future__ import annotations
 
-import prism_acceptance as module_entry
-import prism_kafka
-import prism_postgres
 import pytest
-import yaml
 from ansible.module_utils.prism_acceptance import (
+    CHECKS,
     FAIL,
     NOT_RUN,
     PASS,
@@ -25,7 +22,8 @@ from ansible.module_utils.prism_acceptance import (
     run_check,
     table,
 )
-from ansible.module_utils.prism_acceptance_checks import agent_topics
+from ansible.module_utils.prism_acceptance_checks import CHECK_FUNCTIONS
+from ansible.module_utils.prism_acceptance_checks.kafka import agent_topics
 
 
 def test_namespace_keeps_one_run_apart():
@@ -122,30 +120,10 @@ def test_grafana_variables_become_runnable_promql():
     assert concrete_expr('up{job="$job"}', {"job": "redis"}) == 'up{job="redis"}'
 
 
+def test_every_check_has_its_function_in_the_module_order():
+    assert list(CHECK_FUNCTIONS) == list(CHECKS)
+
+
 def test_agent_topics_are_the_non_dlq_agent_topics():
     declared = ["orch.control.tasks", "orch.control.dlq", "orch.audit", "orch.system.events", "orch.x.tasks"]
     assert agent_topics(declared) == ["orch.control.tasks"]
-
-
-def test_documentation_matches_argument_spec():
-    module_doc = yaml.safe_load(module_entry.DOCUMENTATION)
-    assert module_doc["extends_documentation_fragment"] == ["prism_postgres", "prism_kafka"]
-    options = {
-        **yaml.safe_load(prism_postgres.ModuleDocFragment.DOCUMENTATION)["options"],
-        **yaml.safe_load(prism_kafka.ModuleDocFragment.DOCUMENTATION)["options"],
-        **module_doc["options"],
-    }
-    spec = module_entry.argument_spec()
-    assert set(options) == set(spec)
-    for name, arg in spec.items():
-        assert options[name]["type"] == arg.get("type", "str"), name
-        assert options[name].get("default") == arg.get("default"), name
-        assert options[name].get("choices") == arg.get("choices"), name
-    for secret in (
-        "login_password",
-        "sasl_password",
-        "redis_password",
-        "redis_stats_password",
-        "weaviate_api_key",
-    ):
-        assert spec[secret]["no_log"] is True, secret

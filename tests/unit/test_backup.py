@@ -176,28 +176,3 @@ def test_retention_with_no_good_run_deletes_nothing(tmp_path: Path) -> None:
 def test_retention_keep_must_be_at_least_one(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="at least 1"):
         plan_retention([], 0, {})
-
-
-@pytest.mark.parametrize("module", ["prism_backup_manifest", "prism_backup_retention", "prism_kafka_export"])
-def test_module_documentation_is_valid_yaml(module: str) -> None:
-    """ansible-doc and ansible-lint read these blocks as YAML; a stray ': ' in prose breaks them."""
-    import ast
-    import importlib.util
-
-    import yaml
-
-    spec = importlib.util.find_spec(module)
-    assert spec and spec.origin
-    tree = ast.parse(Path(spec.origin).read_text())
-    blocks = {
-        node.targets[0].id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.targets[0], ast.Name)
-        and isinstance(node.value, ast.Constant)
-    }
-    assert set(blocks) >= {"DOCUMENTATION", "EXAMPLES", "RETURN"}
-    doc = yaml.safe_load(blocks["DOCUMENTATION"])
-    assert doc["module"] == module and doc["options"]
-    yaml.safe_load(blocks["EXAMPLES"])
-    yaml.safe_load(blocks["RETURN"])

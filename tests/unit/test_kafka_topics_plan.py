@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import prism_kafka_topics as module_entry
 import pytest
 import yaml
-from ansible.module_utils.prism_kafka import client_params, describe_target, kafka_argument_spec
+from ansible.module_utils.prism_kafka import client_params, describe_target
 from ansible.module_utils.prism_kafka_topics import (
     TopicError,
     TopicSpec,
@@ -19,7 +18,6 @@ from ansible.module_utils.prism_kafka_topics import (
     plan_topics,
 )
 from module_stub import FailJson, FakeModule
-from prism_kafka import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPICS_FILE = REPO_ROOT / "files" / "kafka" / "topics.yml"
@@ -277,30 +275,6 @@ def test_missing_kafka_python_fails_with_missing_required_lib(monkeypatch: pytes
     (kwargs,) = err.value.args
     assert kwargs["msg"] == missing_required_lib("kafka-python")
     assert "No module named 'kafka'" in kwargs["exception"]
-
-
-def test_documentation_matches_argument_spec() -> None:
-    module_doc = yaml.safe_load(module_entry.DOCUMENTATION)
-    fragment_doc = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
-    assert module_doc["extends_documentation_fragment"] == ["prism_kafka"]
-    options = {**fragment_doc["options"], **module_doc["options"]}
-    spec = module_entry.argument_spec()
-    assert set(options) == set(spec)
-    for name, arg in spec.items():
-        doc = options[name]
-        assert doc["type"] == arg.get("type", "str"), name
-        assert doc.get("default") == arg.get("default"), name
-        assert doc.get("required", False) == arg.get("required", False), name
-        assert doc.get("choices") == arg.get("choices"), name
-    assert set(options["topics"]["suboptions"]) == set(spec["topics"]["options"])
-    assert spec["sasl_password"]["no_log"] is True
-    assert set(kafka_argument_spec()) <= set(spec)
-    assert module_doc["attributes"]["check_mode"]["support"] == "full"
-    assert module_doc["attributes"]["diff_mode"]["support"] == "full"
-    yaml.safe_load(module_entry.EXAMPLES)
-    assert {"created", "partitions_added", "configs_changed", "drift"} <= set(
-        yaml.safe_load(module_entry.RETURN)
-    )
 
 
 # --- requests sent for a plan (a recording stand-in for KafkaAdminClient) --------------------------------

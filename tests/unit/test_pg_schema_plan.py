@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import prism_pg_schema as module_entry
 import pytest
-import yaml
 from ansible.module_utils.prism_changes import ChangeTracker
 from ansible.module_utils.prism_pg_schema import (
     AppliedMigration,
@@ -20,10 +18,9 @@ from ansible.module_utils.prism_pg_schema import (
     scan_statements,
     validate_history_table,
 )
-from ansible.module_utils.prism_postgres import connection_params, describe_target, postgres_argument_spec
+from ansible.module_utils.prism_postgres import connection_params, describe_target
 from expected_schema import ORCH_TABLES
 from module_stub import FailJson, FakeModule
-from prism_postgres import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO_ROOT / "files" / "migrations" / "postgres"
@@ -409,32 +406,3 @@ def test_missing_psycopg2_fails_with_missing_required_lib(monkeypatch: pytest.Mo
     (kwargs,) = err.value.args
     assert kwargs["msg"] == missing_required_lib("psycopg2")
     assert "No module named 'psycopg2'" in kwargs["exception"]
-
-
-def _doc_options() -> dict:
-    module_doc = yaml.safe_load(module_entry.DOCUMENTATION)
-    fragment_doc = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
-    assert module_doc["extends_documentation_fragment"] == ["prism_postgres"]
-    return {**fragment_doc["options"], **module_doc["options"]}
-
-
-def test_documentation_matches_argument_spec() -> None:
-    spec = module_entry.argument_spec()
-    options = _doc_options()
-    assert set(options) == set(spec)
-    for name, arg in spec.items():
-        doc = options[name]
-        assert doc["type"] == arg.get("type", "str"), name
-        assert doc.get("default") == arg.get("default"), name
-        assert doc.get("required", False) == arg.get("required", False), name
-        assert doc.get("choices") == arg.get("choices"), name
-    assert spec["login_password"]["no_log"] is True
-    assert set(postgres_argument_spec()) <= set(spec)
-
-
-def test_module_attributes_declare_full_check_and_diff() -> None:
-    doc = yaml.safe_load(module_entry.DOCUMENTATION)
-    assert doc["attributes"]["check_mode"]["support"] == "full"
-    assert doc["attributes"]["diff_mode"]["support"] == "full"
-    yaml.safe_load(module_entry.EXAMPLES)
-    assert set(yaml.safe_load(module_entry.RETURN)) >= {"applied", "pending", "current_version", "migrations"}

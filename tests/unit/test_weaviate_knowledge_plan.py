@@ -7,10 +7,8 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-import prism_weaviate_knowledge as module_entry
 import pytest
 import yaml
-from ansible.module_utils.prism_postgres import postgres_argument_spec
 from ansible.module_utils.prism_weaviate import describe_target, weaviate_argument_spec
 from ansible.module_utils.prism_weaviate_knowledge import (
     KnowledgeError,
@@ -26,7 +24,6 @@ from ansible.module_utils.prism_weaviate_knowledge import (
     read_directory,
 )
 from module_stub import FailJson, FakeModule
-from prism_weaviate import ModuleDocFragment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KNOWLEDGE = REPO_ROOT / "files" / "knowledge"
@@ -177,29 +174,3 @@ def test_describe_target_never_shows_the_key() -> None:
     params = {name: spec.get("default") for name, spec in weaviate_argument_spec().items()}
     params["weaviate_api_key"] = "secret-key"
     assert describe_target(params) == "http://127.0.0.1:8080 (gRPC 50051)"
-
-
-def test_documentation_matches_argument_spec() -> None:
-    from prism_postgres import ModuleDocFragment as PgFragment
-
-    module_doc = yaml.safe_load(module_entry.DOCUMENTATION)
-    assert module_doc["extends_documentation_fragment"] == ["prism_weaviate", "prism_postgres"]
-    options = {
-        **yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"],
-        **yaml.safe_load(PgFragment.DOCUMENTATION)["options"],
-        **module_doc["options"],
-    }
-    spec = module_entry.argument_spec()
-    assert set(options) == set(spec)
-    for name, arg in spec.items():
-        doc = options[name]
-        assert doc["type"] == arg.get("type", "str"), name
-        assert doc.get("default") == arg.get("default"), name
-        assert doc.get("required", False) == arg.get("required", False), name
-        assert doc.get("choices") == arg.get("choices"), name
-    assert set(options["properties"]["suboptions"]) == set(spec["properties"]["options"])
-    assert spec["weaviate_api_key"]["no_log"] is True and spec["login_password"]["no_log"] is True
-    assert set(weaviate_argument_spec()) | set(postgres_argument_spec()) <= set(spec)
-    assert module_doc["attributes"]["check_mode"]["support"] == "full"
-    assert module_doc["attributes"]["diff_mode"]["support"] == "full"
-    yaml.safe_load(module_entry.EXAMPLES)
