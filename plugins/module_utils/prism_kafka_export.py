@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kafka metadata for a backup: topic definitions and configs, and consumer-group offsets.
 
-Message data is not exported (README, Backups: a backup of a log that moves on every second is stale when
+Message data is not exported (roles/backup/README.md: a backup of a log that moves on every second is stale when
 it is written; producers replay from their source of truth instead).
 """
 
