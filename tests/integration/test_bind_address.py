@@ -73,8 +73,10 @@ def bound_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
                 "prism_network": "orch_network_bind",
                 "prism_base_dir": "/opt/prism-bind",
                 "prism_bind_address": ADDRESS,
-                # The dev and Molecule stacks may run beside it on this machine.
+                # The dev and Molecule stacks may run beside it on this machine; and a dev host's warning
+                # instead of a refusal is proven here with a disk minimum no host has.
                 "prism_hardware_check": "warn",
+                "prism_min_free_disk_gb": 1000000,
                 "prism_service_groups": {name: "not_in_this_inventory" for name in others},
                 "postgres_port": PG_PORT,
                 "weaviate_port": WEAVIATE_PORT,
@@ -93,6 +95,14 @@ def bound_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     finally:
         destroyed = _playbook(inventory, "molecule/resources/destroy.yml")
         assert destroyed.returncode == 0, destroyed.stdout[-3000:]
+
+
+def test_a_host_too_small_only_warns_with_hardware_check_warn(bound_stack: tuple[Path, str]) -> None:
+    _, output = bound_stack
+    flat = " ".join(output.split())
+    assert "WARNING:" in flat and "is too small for the services placed on it" in flat
+    assert "prism_min_free_disk_gb (1000000)" in flat
+    assert "services need" in flat and "postgres 1g" in flat
 
 
 def _containers() -> list:

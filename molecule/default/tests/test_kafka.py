@@ -7,7 +7,7 @@ import time
 
 import pytest
 import yaml
-from conftest import PREFIX, ROOT, inspect, secret
+from conftest import PREFIX, ROOT, inspect, run_playbook, secret
 from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
@@ -135,5 +135,34 @@ def test_restart_keeps_the_storage_and_never_reformats(host, admin):
     try:
         assert fresh.describe_cluster()["cluster_id"] == before
         assert {t["name"] for t in DECLARED["topics"]} <= set(fresh.list_topics())
+    finally:
+        fresh.close()
+
+
+def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
+    """The image's VOLUME paths that no mount covers get anonymous volumes; a recreate (a changed setting)
+    removes the old container's (roles/prism/tasks/container.yml, keep_volumes: false). The data volume, and
+    with it the cluster id, stays."""
+    before = inspect(host, NAME)
+    cluster = admin.describe_cluster()["cluster_id"]
+    anonymous = {
+        m["Name"] for m in before["Mounts"] if m["Type"] == "volume" and m["Name"] != f"{PREFIX}_kafka_data"
+    }
+    assert anonymous, "the kafka image declares VOLUME paths besides the data directory"
+    changed = run_playbook("-e", "kafka_heap_opts=-Xms512m -Xmx500m")
+    try:
+        assert changed.rc == 0, changed.output[-3000:]
+        after = inspect(host, NAME)
+        assert after["Id"] != before["Id"], "a changed KAFKA_HEAP_OPTS recreates the container"
+        left = host.run("docker volume ls -q").stdout.split()
+        assert not anonymous & set(left), f"left behind: {anonymous & set(left)}"
+        data = [m["Name"] for m in after["Mounts"] if m["Destination"] == "/var/lib/kafka/data"]
+        assert data == [f"{PREFIX}_kafka_data"]
+    finally:
+        restored = run_playbook()
+        assert restored.rc == 0, restored.output[-3000:]
+    fresh = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{KAFKA_PORT}"])
+    try:
+        assert fresh.describe_cluster()["cluster_id"] == cluster
     finally:
         fresh.close()

@@ -131,15 +131,6 @@ def test_stack_preflight_refuses_bad_input(host, extra, expected):
     assert {name: inspect(host, name)["State"]["StartedAt"] for name in before} == before
 
 
-def test_hardware_check_warns_on_a_dev_host(host):
-    result = run_playbook(
-        "--check", "-e", json.dumps({"prism_hardware_check": "warn", "prism_min_free_disk_gb": 1000000})
-    )
-    assert result.rc == 0, result.output[-3000:]
-    assert "WARNING:" in result.output and "too small" in result.output
-    assert result.recap["changed"] == 0
-
-
 def test_check_mode_predicts_a_memory_limit_drift(host):
     """community.docker 4.8.5 records a limit difference in check mode without marking the task changed
     (roles/prism/tasks/container.yml works around it): a `docker update --memory` is predicted by --check
