@@ -26,8 +26,9 @@ die() {
 command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on this host. Fix: apt-get install python3" \
     "(Debian 12/13 and Ubuntu 24.04 ship 3.11, 3.13 and 3.12), or set PYTHON to a Python 3.11, 3.12 or 3.13."
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || die "'$PYTHON' does not run."
-# The interpreter itself (not a wrapper such as a pyenv shim), so uv below uses exactly the one checked here.
-PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+# The interpreter itself, so uv below uses exactly the one checked here: not a wrapper such as a pyenv shim,
+# and not .venv/bin/python3, which `make` finds first on its PATH once .venv exists.
+PYTHON=$("$PYTHON" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 case $pyver in
     3.11 | 3.12 | 3.13) ;;
     *) die "'$PYTHON' is Python $pyver; uv.lock is for 3.11, 3.12 and 3.13. Fix: set PYTHON to one of those." ;;
