@@ -24,7 +24,7 @@ die() {
 }
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on this host. Fix: apt-get install python3" \
-    "(Debian 12/13 and Ubuntu 24.04 ship 3.11, 3.13 and 3.12), or set PYTHON to a Python 3.11, 3.12 or 3.13."
+    "(Debian 12 ships 3.11, Ubuntu 24.04 3.12, Debian 13 3.13), or set PYTHON to a Python 3.11, 3.12 or 3.13."
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || die "'$PYTHON' does not run."
 # The interpreter itself, so uv below uses exactly the one checked here: not a wrapper such as a pyenv shim,
 # and not .venv/bin/python3, which `make` finds first on its PATH once .venv exists.
@@ -51,15 +51,23 @@ if [ -n "${SSL_CERT_FILE:-}" ]; then
     [ -r "$SSL_CERT_FILE" ] || die "SSL_CERT_FILE is '$SSL_CERT_FILE' but no such readable file. Fix: point it at your CA bundle (PEM) or unset it."
     export PIP_CERT=${PIP_CERT:-$SSL_CERT_FILE}
 else
-    # uv's default is its bundled Mozilla roots; a plant's proxy CA lives in the host's store.
+    # The defaults of pip (certifi) and uv (bundled Mozilla roots) ignore the host's store, where a plant
+    # installs its proxy's CA (update-ca-certificates).
     export UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-true}
+    if [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+        export PIP_CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+    fi
 fi
 
+network_fix="Behind a TLS-intercepting proxy, set SSL_CERT_FILE to its CA bundle (or install the CA with
+update-ca-certificates); with a private index, set PIP_INDEX_URL and UV_INDEX_URL."
 if [ ! -x "$tools/bin/uv" ] || [ "$("$tools/bin/uv" --version | awk '{print $2}')" != "$UV_VERSION" ]; then
     echo "bootstrap: installing uv $UV_VERSION into $tools"
     rm -rf "$tools"
     "$PYTHON" -m venv "$tools"
-    "$tools/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION" ||
+        die "pip could not install uv $UV_VERSION (see above). $network_fix"
 fi
 echo "bootstrap: syncing .venv from uv.lock with $PYTHON (Python $pyver)"
-UV_CACHE_DIR=${UV_CACHE_DIR:-$PWD/.cache/uv} "$tools/bin/uv" sync --frozen --python "$PYTHON"
+UV_CACHE_DIR=${UV_CACHE_DIR:-$PWD/.cache/uv} "$tools/bin/uv" sync --frozen --python "$PYTHON" ||
+    die "uv could not sync .venv from uv.lock (see above). $network_fix"
