@@ -18,11 +18,18 @@ BACKUP_ROOT = "/opt/prism-molecule/backups"
 
 
 @pytest.fixture(scope="module")
-def rerun():
-    """One more site.yml on the converged stack (with the test service, like the converge)."""
-    result = run_playbook()
-    assert result.rc == 0, result.output[-4000:]
-    return result
+def drift(host):
+    """A memory limit changed outside Ansible on the test service, then `--check --diff` and the real run.
+
+    community.docker 4.8.5 records a limit difference in check mode without marking the task changed
+    (roles/prism/tasks/container.yml works around it). The real run's output is also the evidence that the
+    test service is in preflight, the hardware preflight, seed and the status table."""
+    host.check_output(f"docker update --memory 96m --memory-swap 96m {PROBE}")
+    check = run_playbook("--check", "--diff")
+    memory_after_check = inspect(host, PROBE)["HostConfig"]["Memory"]
+    repair = run_playbook()
+    assert repair.rc == 0, repair.output[-4000:]
+    return check, memory_after_check, repair
 
 
 def test_probe_runs_healthy_with_its_registry_facts(host):
@@ -35,33 +42,34 @@ def test_probe_runs_healthy_with_its_registry_facts(host):
     assert c["HostConfig"]["PortBindings"] in ({}, None)
 
 
-def test_rerun_with_the_probe_changes_nothing(rerun):
-    assert rerun.recap["changed"] == 0, rerun.output[-4000:]
-
-
-def test_probe_in_preflight(rerun):
+def test_probe_in_preflight(drift):
+    rerun = drift[2]
     assert re.search(r"TASK \[prism_probe : Preflight \| Check the prism_probe inputs\]", rerun.output)
     assert "prism_probe preflight ran" in rerun.output
 
 
-def test_probe_in_the_hardware_preflight(rerun):
+def test_probe_in_the_hardware_preflight(drift):
+    rerun = drift[2]
     line = re.search(r"services need [0-9.]+ GiB \((.*?)\);", rerun.output, re.S)
     assert line, rerun.output[-4000:]
     assert "probe 64m" in " ".join(line.group(1).split())
 
 
-def test_probe_in_seed(rerun, host):
+def test_probe_in_seed(drift, host):
+    rerun = drift[2]
     assert re.search(r"TASK \[prism_probe : Seed \| Marker file\]", rerun.output)
     assert host.file("/opt/prism-molecule/probe/seeded").content_string.strip() == "registered"
 
 
-def test_probe_in_the_status_table(rerun):
+def test_probe_in_the_status_table(drift):
+    rerun = drift[2]
     table = rerun.output[rerun.output.rindex("SERVICE") :]
     row = next(line for line in table.splitlines() if line.strip().startswith("probe "))
     assert "healthy" in row and "node_exporter" in row
 
 
-def test_status_table_columns_fit_their_content(rerun):
+def test_status_table_columns_fit_their_content(drift):
+    rerun = drift[2]
     table = rerun.output[rerun.output.rindex("SERVICE") :].splitlines()
     header = table[0]
     starts = [header.index(col) for col in ("IMAGE", "SOURCE", "HEALTH", "ADDRESS")]
@@ -101,52 +109,58 @@ def test_probe_in_backup(host):
         host.run(f"rm -rf {BACKUP_ROOT}/{run_id}")
 
 
-# Stack-level bad input: refused by the first play, naming the variable, before anything changes.
+# Stack-level bad input: refused by the first play before anything changes, every problem at once, each
+# sentence naming the variable. Two runs: the inputs, then the hardware (checked after the inputs pass).
+BAD_INPUTS = {
+    "prism_bind_address": "127.0.0.300",
+    "prism_name_prefix": "Prism-Mol",
+    "redis_port": 15432,
+    "weaviate_grpc_port": 70000,
+    "prism_image_sources": {"postgress": "build"},
+    "prism_services_extra": {"half": {"role": "prism_probe"}},
+}
+BAD_INPUT_SENTENCES = [
+    "prism_bind_address ('127.0.0.300') must be an IPv4 or IPv6 address",
+    "prism_name_prefix ('Prism-Mol') must be lower-case letters",
+    "redis_port (15432) is also the port of postgres_port",
+    "weaviate_grpc_port (70000) must be a port number 1-65535",
+    "prism_image_sources.postgress names no image of the catalog",
+    "Service 'half' of the registry (prism_services_extra?) lacks enabled, container",
+]
+TOO_SMALL = {"prism_hardware_check": "fail", "prism_min_free_disk_gb": 1000000, "kafka_memory": "1000g"}
+TOO_SMALL_SENTENCES = [
+    "is too small for the services placed on it",
+    "memory limits add up to",
+    "prism_min_free_disk_gb (1000000)",
+]
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [
-        ({"prism_bind_address": "127.0.0.300"}, ["prism_bind_address ('127.0.0.300')", "IPv4 or IPv6"]),
-        ({"prism_name_prefix": "Prism-Mol"}, ["prism_name_prefix ('Prism-Mol')"]),
-        ({"redis_port": 15432}, ["redis_port (15432) is also the port of postgres_port"]),
-        ({"postgres_port": 70000}, ["postgres_port (70000) must be a port number 1-65535"]),
-        ({"prism_image_sources": {"postgress": "build"}}, ["prism_image_sources.postgress names no image"]),
-        (
-            {"prism_services_extra": {"half": {"role": "prism_probe"}}},
-            ["Service 'half' of the registry", "lacks enabled, container"],
-        ),
-        (
-            {"prism_hardware_check": "fail", "prism_min_free_disk_gb": 1000000},
-            ["too small", "prism_min_free_disk_gb (1000000)"],
-        ),
-        ({"prism_hardware_check": "fail", "kafka_memory": "1000g"}, ["too small", "memory limits add up to"]),
-    ],
+    [(BAD_INPUTS, BAD_INPUT_SENTENCES), (TOO_SMALL, TOO_SMALL_SENTENCES)],
+    ids=["inputs", "hardware"],
 )
 def test_stack_preflight_refuses_bad_input(host, extra, expected):
     before = {name: inspect(host, name)["State"]["StartedAt"] for name in (f"{PREFIX}_postgres", PROBE)}
+    # The probe's extra vars come first; this run's prism_services_extra replaces them where it is set.
     result = run_playbook("-e", json.dumps(extra))
     assert result.rc != 0
+    flat = " ".join(result.output.split())
     for text in expected:
-        assert text in " ".join(result.output.split()), result.output[-3000:]
+        assert text in flat, result.output[-3000:]
     assert "PLAY [Docker host" not in result.output and "PLAY [Services" not in result.output
     assert {name: inspect(host, name)["State"]["StartedAt"] for name in before} == before
 
 
-def test_check_mode_predicts_a_memory_limit_drift(host):
-    """community.docker 4.8.5 records a limit difference in check mode without marking the task changed
-    (roles/prism/tasks/container.yml works around it): a `docker update --memory` is predicted by --check
-    for that container alone, and the real run puts it back."""
-    name = f"{PREFIX}_probe"
-    host.check_output(f"docker update --memory 96m --memory-swap 96m {name}")
-    check = run_playbook("--check", "--diff")
+def test_check_mode_predicts_a_memory_limit_drift_and_the_run_repairs_it(drift, host):
+    check, memory_after_check, repair = drift
     assert check.rc == 0, check.output[-3000:]
-    changed = re.findall(r"^changed: \[localhost\]", check.output, re.M)
-    task = re.search(rf"TASK \[prism : Container \| Run {name}\][^\n]*\n(changed|ok):", check.output)
+    task = re.search(rf"TASK \[prism : Container \| Run {PROBE}\][^\n]*\n(changed|ok):", check.output)
     assert task and task.group(1) == "changed", check.output[-3000:]
-    assert check.recap["changed"] == len(changed) == 1, check.output[-3000:]
-    assert inspect(host, name)["HostConfig"]["Memory"] == 96 * 1024 * 1024
-    repair = run_playbook()
-    assert repair.rc == 0 and repair.recap["changed"] == 1, repair.output[-3000:]
-    assert inspect(host, name)["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert check.recap["changed"] == len(re.findall(r"^changed: \[localhost\]", check.output, re.M)) == 1
+    assert memory_after_check == 96 * 1024 * 1024, "check mode changed nothing"
+    assert repair.recap["changed"] == 1, repair.output[-3000:]
+    assert inspect(host, PROBE)["HostConfig"]["Memory"] == 64 * 1024 * 1024
 
 
 def test_registry_fields_are_documented():
