@@ -42,8 +42,11 @@ PROBE_VARS = ROOT / "tests" / "registry_probe.yml"
 PROBE_ROLES = ROOT / "tests" / "roles"
 
 
-def run_playbook(*args: str, playbook: str = "site.yml", timeout: int = 900) -> PlayResult:
-    """Run a project playbook against the molecule inventory, the way an operator would."""
+def run_playbook(
+    *args: str, playbook: str = "site.yml", timeout: int = 900, with_probe: bool = True
+) -> PlayResult:
+    """Run a project playbook against the molecule inventory, the way an operator would; with the registry's
+    test service where this scenario's converge deployed it (with_probe: the backup scenario's does not)."""
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -53,7 +56,14 @@ def run_playbook(*args: str, playbook: str = "site.yml", timeout: int = 900) -> 
         ANSIBLE_FORCE_COLOR="0",
     )
     proc = subprocess.run(
-        ["ansible-playbook", playbook, "-i", str(INVENTORY), "-e", f"@{PROBE_VARS}", *args],
+        [
+            "ansible-playbook",
+            playbook,
+            "-i",
+            str(INVENTORY),
+            *(["-e", f"@{PROBE_VARS}"] if with_probe else []),
+            *args,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
