@@ -26,6 +26,10 @@ CORE += ["integration_workflow", "no_trace"]
 
 
 WEAVIATE_DEFAULTS = yaml.safe_load((REPO_ROOT / "roles" / "weaviate" / "defaults" / "main.yml").read_text())
+# What more than one role needs (the collection's name among it) is a stack fact of the prism role.
+STACK_FACTS = yaml.safe_load(
+    (REPO_ROOT / "roles" / "prism" / "defaults" / "main" / "services.yml").read_text()
+)
 KNOWLEDGE = REPO_ROOT / "files" / "knowledge"
 
 
@@ -220,7 +224,7 @@ def test_bad_input_names_the_field(runner, suite_args, change, message) -> None:
 @pytest.fixture(scope="module")
 def knowledge(session_runner: Any, weaviate_server: Any, app_db: dict[str, Any]) -> dict[str, Any]:
     """The shipped knowledge seeded as the weaviate role does (collection, objects, mirror rows)."""
-    collection = WEAVIATE_DEFAULTS["weaviate_collection"]
+    collection = STACK_FACTS["weaviate_collection"]
     args = {
         **weaviate_server.connection_args(),
         **app_db["superuser"],

@@ -127,7 +127,7 @@ def test_second_run_starts_where_the_first_left(two_runs):
 def test_a_wrong_expectation_fails_the_run(tmp_path, two_runs):
     """The suite can fail: expecting another eviction policy than the deployed one is a FAIL and rc != 0."""
     # redis_settings replaces the role's whole dict (its preflight wants maxmemory): the defaults, one changed.
-    defaults = yaml.safe_load((ROOT / "roles" / "redis" / "defaults" / "main.yml").read_text())
+    defaults = yaml.safe_load((ROOT / "roles" / "prism" / "defaults" / "main" / "services.yml").read_text())
     wrong = {**defaults["redis_settings"], "maxmemory-policy": "volatile-ttl"}
     settings = json.dumps({"redis_settings": wrong})
     rc, output, report = verify(

@@ -24,7 +24,10 @@ from conftest import (
 REDIS_PORT = 16379
 NAME = f"{PREFIX}_redis"
 CONF_DIR = "/opt/prism-molecule/redis/conf"
-SETTINGS = yaml.safe_load((ROOT / "roles" / "redis" / "defaults" / "main.yml").read_text())["redis_settings"]
+# redis_settings is a stack fact (verify reads it too): roles/prism/defaults/main/services.yml.
+SETTINGS = yaml.safe_load((ROOT / "roles" / "prism" / "defaults" / "main" / "services.yml").read_text())[
+    "redis_settings"
+]
 # The commands the app user must not run; each is in Redis's @dangerous category.
 DANGEROUS = [
     ("FLUSHALL",),
