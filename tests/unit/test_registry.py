@@ -73,3 +73,9 @@ def test_the_stack_facts_the_registry_uses_exist() -> None:
     text = (PRISM / "vars" / "main" / "services.yml").read_text().split("__prism_builtin_services:")[1]
     used = set(re.findall(r"\{\{ ([a-z_]+) \}\}", text)) - {"prism_name_prefix"}
     assert used <= set(FACTS), used - set(FACTS)
+
+
+def test_every_field_is_documented_at_the_head_of_the_registry() -> None:
+    head = (PRISM / "vars" / "main" / "services.yml").read_text().split("prism_services:")[0]
+    for field in sorted(FIELDS | {"seed", "backup"}):
+        assert re.search(rf"^#   {field}\s", head, re.M), field

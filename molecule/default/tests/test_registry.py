@@ -10,7 +10,7 @@ import re
 
 import pytest
 import requests
-from conftest import PREFIX, ROOT, inspect, run_playbook
+from conftest import PREFIX, inspect, run_playbook
 
 PROMETHEUS = "http://127.0.0.1:19090"
 PROBE = f"{PREFIX}_probe"
@@ -161,25 +161,3 @@ def test_check_mode_predicts_a_memory_limit_drift_and_the_run_repairs_it(drift, 
     assert memory_after_check == 96 * 1024 * 1024, "check mode changed nothing"
     assert repair.recap["changed"] == 1, repair.output[-3000:]
     assert inspect(host, PROBE)["HostConfig"]["Memory"] == 64 * 1024 * 1024
-
-
-def test_registry_fields_are_documented():
-    """Every field the test service's entry uses is documented at the head of the registry."""
-    head = (
-        (ROOT / "roles" / "prism" / "vars" / "main" / "services.yml").read_text().split("prism_services:")[0]
-    )
-    for field in (
-        "role",
-        "enabled",
-        "container",
-        "alias",
-        "image",
-        "ports",
-        "memory",
-        "seed",
-        "backup",
-        "scrape",
-        "health",
-        "placement",
-    ):
-        assert re.search(rf"^#   {field}\s", head, re.M), field
