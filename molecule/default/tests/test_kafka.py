@@ -150,7 +150,7 @@ def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
         m["Name"] for m in before["Mounts"] if m["Type"] == "volume" and m["Name"] != f"{PREFIX}_kafka_data"
     }
     assert anonymous, "the kafka image declares VOLUME paths besides the data directory"
-    changed = run_playbook("-e", json.dumps({"kafka_heap_opts": "-Xms512m -Xmx500m"}))
+    changed = run_playbook("-e", json.dumps({"kafka_heap_opts": "-Xms500m -Xmx500m"}))
     try:
         assert changed.rc == 0, changed.output[-3000:]
         after = inspect(host, NAME)
