@@ -1,7 +1,7 @@
 """A control node as a plant has it: Debian trixie with Debian's own Python 3.13, set up by `make bootstrap`.
 
 A throwaway container from the project's Debian base image (prism/debian:<suite>-<hash>, made by
-roles/prism/tasks/base.yml with debootstrap and `docker import`; nothing is pulled) gets only what a fresh
+roles/prism/tasks/build.yml with debootstrap and `docker import`; nothing is pulled) gets only what a fresh
 host has or the README asks for: python3 and make from apt (plain http). The project is copied in, and
 `make bootstrap` must do the rest itself, including the python3.13-venv package that a fresh Debian lacks.
 PyPI is reached through the host's TLS-intercepting proxy, so the host's CA bundle goes in as SSL_CERT_FILE:
@@ -59,7 +59,7 @@ def find_base_image(client: docker.DockerClient) -> str:
     if not candidates:
         pytest.fail(
             f"no Debian base image {prefix}<hash>: it is made by the first build-mode image of a deploy "
-            "(`make deploy`, or `make molecule`; roles/prism/tasks/base.yml, debootstrap + docker import). "
+            "(`make deploy`, or `make molecule`; roles/prism/tasks/build.yml, debootstrap + docker import). "
             "Looked for $PRISM_TEST_BASE_IMAGE and local tags of " + BASE_REPOSITORY + "."
         )
     return max(candidates)[1]

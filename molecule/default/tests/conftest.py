@@ -110,7 +110,7 @@ def inspect(host, name: str) -> dict:
 
 
 def assert_healthy_and_hardened(host, name: str, volume: str, data_path: str) -> dict:
-    """The guarantees every service container gets from roles/prism/tasks/container.yml; returns the
+    """The guarantees every service container gets from roles/prism/tasks/containers.yml; returns the
     inspect data so a service test can check its own extras."""
     c = inspect(host, name)
     assert c["State"]["Health"]["Status"] == "healthy"

@@ -142,7 +142,7 @@ def test_restart_keeps_the_storage_and_never_reformats(host, admin):
 
 def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
     """The image's VOLUME paths that no mount covers get anonymous volumes; a recreate (a changed setting)
-    removes the old container's (roles/prism/tasks/container.yml, keep_volumes: false). The data volume, and
+    removes the old container's (roles/prism/tasks/containers.yml, keep_volumes: false). The data volume, and
     with it the cluster id, stays."""
     before = inspect(host, NAME)
     cluster = admin.describe_cluster()["cluster_id"]

@@ -22,7 +22,7 @@ def drift(host):
     """A memory limit changed outside Ansible on the test service, then `--check --diff` and the real run.
 
     community.docker 4.8.5 records a limit difference in check mode without marking the task changed
-    (roles/prism/tasks/container.yml works around it). The real run's output is also the evidence that the
+    (roles/prism/tasks/containers.yml works around it). The real run's output is also the evidence that the
     test service is in preflight, the hardware preflight, seed and the status table."""
     host.check_output(f"docker update --memory 96m --memory-swap 96m {PROBE}")
     check = run_playbook("--check", "--diff")
@@ -155,8 +155,8 @@ def test_stack_preflight_refuses_bad_input(host, extra, expected):
 def test_check_mode_predicts_a_memory_limit_drift_and_the_run_repairs_it(drift, host):
     check, memory_after_check, repair = drift
     assert check.rc == 0, check.output[-3000:]
-    block = re.search(rf"TASK \[prism : Container \| Run {PROBE}\].*?(?=\nTASK \[)", check.output, re.S)
-    assert block and "changed: [localhost]" in block.group(0), check.output[-3000:]
+    block = re.search(r"TASK \[prism : Containers \| Run each[^\]]*\].*?(?=\nTASK \[)", check.output, re.S)
+    assert block and f"changed: [localhost] => (item={PROBE})" in block.group(0), check.output[-3000:]
     assert check.recap["changed"] == len(re.findall(r"^changed: \[localhost\]", check.output, re.M)) == 1
     assert memory_after_check == 96 * 1024 * 1024, "check mode changed nothing"
     assert repair.recap["changed"] == 1, repair.output[-3000:]
