@@ -47,7 +47,7 @@ def find_image(client: docker.DockerClient) -> str:
         client.images.get("postgres:17")
     except docker.errors.ImageNotFound:
         pytest.fail(
-            f"no PostgreSQL image: run `make images` (or the deploy) first. Looked for $PRISM_TEST_PG_IMAGE, "
+            f"no PostgreSQL image: run `make deploy` (or `make molecule`) first. Looked for $PRISM_TEST_PG_IMAGE, "
             f"an image labelled {IMAGE_LABEL} and postgres:17."
         )
     return "postgres:17"
