@@ -158,7 +158,9 @@ def test_check_mode_predicts_a_memory_limit_drift_and_the_run_repairs_it(drift, 
     block = re.search(r"TASK \[prism : Containers \| Run each[^\]]*\].*?(?=\nTASK \[)", check.output, re.S)
     assert block and f"changed: [localhost] => (item={PROBE})" in block.group(0), check.output[-3000:]
     assert check.recap["changed"] == len(re.findall(r"^changed: \[localhost\]", check.output, re.M)) == 1
-    assert re.findall(r"^changed: \[localhost\].*$", check.output, re.M) == [f"changed: [localhost] => (item={PROBE})"]
+    assert re.findall(r"^changed: \[localhost\].*$", check.output, re.M) == [
+        f"changed: [localhost] => (item={PROBE})"
+    ]
     assert memory_after_check == 96 * 1024 * 1024, "check mode changed nothing"
     # One looped task runs every container: the recap counts it once, so count the changed items too.
     assert repair.recap["changed"] == 1, repair.output[-3000:]
