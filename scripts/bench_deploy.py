@@ -63,7 +63,8 @@ def seed_seconds(report: dict) -> float:
     """Wall time of the seeds: site.yml runs them after the health wait and before the status table."""
     total, seeding = 0.0, False
     for task in tasks_of(report):
-        name = task["task"]["name"]
+        # The json callback names a role's task "<role> : <name>".
+        name = task["task"]["name"].split(" : ")[-1]
         if name.startswith("Status |"):
             break
         if seeding:
