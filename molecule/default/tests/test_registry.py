@@ -116,7 +116,7 @@ BAD_INPUTS = {
     "prism_name_prefix": "Prism-Mol",
     "redis_port": 15432,
     "weaviate_grpc_port": 70000,
-    "prism_image_sources": {"postgress": "build"},
+    "prism_image_sources": {"postgress": "build", "redisinsight": "build"},
     "prism_services_extra": {"half": {"role": "prism_probe"}},
 }
 BAD_INPUT_SENTENCES = [
@@ -125,6 +125,7 @@ BAD_INPUT_SENTENCES = [
     "redis_port (15432) is also the port of postgres_port",
     "weaviate_grpc_port (70000) must be a port number 1-65535",
     "prism_image_sources.postgress names no image of the catalog",
+    "redisinsight has no build recipe here; set prism_image_sources.redisinsight to registry or archive",
     "Service 'half' of the registry (prism_services_extra?) lacks enabled, container",
 ]
 TOO_SMALL = {"prism_hardware_check": "fail", "prism_min_free_disk_gb": 1000000, "kafka_memory": "1000g"}
