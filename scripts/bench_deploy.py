@@ -128,7 +128,8 @@ def floor(client: docker.DockerClient, specs: list[dict]) -> float:
             user=cfg.get("User") or None,
             labels=cfg.get("Labels"),
             healthcheck=cfg.get("Healthcheck"),
-            ports=list(cfg.get("ExposedPorts") or {}),
+            # "5432/tcp" as (5432, "tcp"): the SDK adds the protocol to a string itself.
+            ports=[(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.get("ExposedPorts") or {}],
             host_config=host,
             networking_config={"EndpointsConfig": {network: {"Aliases": aliases}}},
         )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import psycopg2
 import pytest
 
@@ -134,3 +138,145 @@ def assert_loopback_only(host, name: str, container_port: int, host_port: int) -
     assert [(b["HostIp"], b["HostPort"]) for b in bindings] == [("127.0.0.1", str(host_port))]
     assert host.socket(f"tcp://127.0.0.1:{host_port}").is_listening
     assert not host.socket(f"tcp://0.0.0.0:{host_port}").is_listening
+
+
+# The drift cycle of test_drift.py (test_registry.py reads its repair run as well): each field a role sets on a
+# container, changed outside Ansible on its own container, plus an edited redis.conf. The image drift runs
+# node_exporter's container from redis_exporter's image.
+DRIFTS = {
+    "node_exporter": "image",
+    "postgres_exporter": "env",
+    "alertmanager": "command",
+    "redis_exporter": "mount",
+    "pgadmin": "published port",
+    "postgres": "healthcheck",
+    "probe": "memory",
+    "kafka": "label",
+    "prometheus": "user",
+    "redis": "redis.conf",
+}
+# Running, and drifted by nobody: the cycle must not restart it.
+UNTOUCHED = ["weaviate"]
+REDIS_CONF_TASK = "redis : Configure | redis.conf from redis_settings, checked by the image's redis-server"
+
+
+def _redis_conf(attrs: dict) -> Path:
+    conf = Path(attrs["Config"]["Cmd"][-1])
+    mount = next(m for m in attrs["Mounts"] if m["Destination"] == str(conf.parent))
+    return Path(mount["Source"]) / conf.name
+
+
+def _field(attrs: dict, what: str):
+    """The value of one drifted field, as `docker inspect` shows it."""
+    cfg, hc = attrs["Config"], attrs["HostConfig"]
+    return {
+        "image": lambda: attrs["Image"],
+        "env": lambda: sorted(cfg["Env"] or []),
+        "command": lambda: cfg["Cmd"],
+        "mount": lambda: sorted((m.get("Source", ""), m["Target"]) for m in hc.get("Mounts") or []),
+        "published port": lambda: hc["PortBindings"],
+        "healthcheck": lambda: cfg["Healthcheck"],
+        "memory": lambda: (hc["Memory"], hc["MemorySwap"]),
+        "label": lambda: cfg["Labels"],
+        "user": lambda: cfg["User"],
+        "redis.conf": lambda: hashlib.sha256(_redis_conf(attrs).read_bytes()).hexdigest(),
+    }[what]()
+
+
+def _drift_spec(client: docker.DockerClient, service: str, what: str, cfg: dict, hc: dict) -> None:
+    """Change one field of an inspected container's configuration, the way a hand edit would."""
+    if what == "image":
+        cfg["Image"] = client.api.inspect_container(f"{PREFIX}_redis_exporter")["Image"]
+    elif what == "env":
+        image_env = set(client.api.inspect_image(cfg["Image"])["Config"].get("Env") or [])
+        ours = next(e for e in cfg["Env"] if e not in image_env)
+        cfg["Env"] = [e + "-drift" if e == ours else e for e in cfg["Env"]]
+    elif what == "command":
+        cfg["Cmd"] = [*cfg["Cmd"], "--log.level=debug"]
+    elif what == "mount":
+        last = [m for m in hc["Mounts"] if m["Type"] == "bind"][-1]
+        hc["Mounts"] = [m for m in hc["Mounts"] if m is not last]
+    elif what == "published port":
+        for bindings in hc["PortBindings"].values():
+            for b in bindings:
+                b["HostPort"] = ""
+    elif what == "healthcheck":
+        cfg["Healthcheck"] = dict(cfg["Healthcheck"], Interval=cfg["Healthcheck"]["Interval"] * 2)
+    elif what == "label":
+        cfg["Labels"] = dict(cfg["Labels"], **{"org.prism.address": "drift"})
+    elif what == "user":
+        cfg["User"] = "12345:12345"
+    else:
+        raise ValueError(what)
+
+
+def _recreate(client: docker.DockerClient, name: str, service: str, what: str) -> None:
+    """Remove the container and create it again from its own inspect data with one field changed."""
+    attrs = client.api.inspect_container(name)
+    cfg, hc = copy.deepcopy(attrs["Config"]), copy.deepcopy(attrs["HostConfig"])
+    _drift_spec(client, service, what, cfg, hc)
+    network = next(iter(attrs["NetworkSettings"]["Networks"]))
+    aliases = attrs["NetworkSettings"]["Networks"][network].get("Aliases") or []
+    client.api.remove_container(name, force=True, v=True)
+    client.api.create_container(
+        cfg["Image"],
+        name=name,
+        command=cfg.get("Cmd"),
+        entrypoint=cfg.get("Entrypoint"),
+        environment=cfg.get("Env"),
+        user=cfg.get("User") or None,
+        labels=cfg.get("Labels"),
+        healthcheck=cfg.get("Healthcheck"),
+        # "5432/tcp" as (5432, "tcp"): the SDK adds the protocol to a string itself.
+        ports=[(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.get("ExposedPorts") or {}],
+        host_config=hc,
+        networking_config={"EndpointsConfig": {network: {"Aliases": aliases}}},
+    )
+    # The image drift runs node_exporter's entrypoint in an image without it: the start fails, the drift stays.
+    with contextlib.suppress(docker.errors.APIError):
+        client.api.start(name)
+
+
+@dataclass
+class Drift:
+    before: dict = field(default_factory=dict)
+    drifted: dict = field(default_factory=dict)
+    after_check: dict = field(default_factory=dict)
+    repaired: dict = field(default_factory=dict)
+    untouched_started: dict = field(default_factory=dict)
+    check: PlayResult | None = None
+    repair: PlayResult | None = None
+
+
+@pytest.fixture(scope="session")
+def drift() -> Drift:
+    """Drift every field (DRIFTS), then `--check --diff`, then the real run; the figures of each step."""
+    client = docker.from_env()
+    d = Drift()
+
+    def snapshot() -> dict:
+        return {s: _field(client.api.inspect_container(f"{PREFIX}_{s}"), w) for s, w in DRIFTS.items()}
+
+    def started() -> dict:
+        return {
+            f"{PREFIX}_{s}": client.api.inspect_container(f"{PREFIX}_{s}")["State"]["StartedAt"]
+            for s in UNTOUCHED
+        }
+
+    d.before, untouched = snapshot(), started()
+    for service, what in DRIFTS.items():
+        name = f"{PREFIX}_{service}"
+        if what == "memory":
+            client.api.update_container(name, mem_limit="96m", memswap_limit="96m")
+        elif what == "redis.conf":
+            conf = _redis_conf(client.api.inspect_container(name))
+            conf.write_text(conf.read_text() + "# edited outside Ansible\ntimeout 7\n")
+        else:
+            _recreate(client, name, service, what)
+    d.drifted = snapshot()
+    d.check = run_playbook("--check", "--diff")
+    d.after_check = snapshot()
+    d.repair = run_playbook()
+    d.repaired = snapshot()
+    d.untouched_started = {name: (untouched[name], now) for name, now in started().items()}
+    return d

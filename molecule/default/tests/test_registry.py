@@ -1,7 +1,8 @@
 """The service registry: a test service (tests/roles/prism_probe plus the one entry in
 tests/registry_probe.yml, deployed by this scenario's converge) appears in every list of services without
 any other edit: preflight, the hardware preflight, seed, the status table, Prometheus's targets, verify and
-backup. Also the stack-level preflight's bad inputs, each refused before anything changes."""
+backup (the real run of the drift cycle, conftest.py's `drift`, is the evidence for the first four). Also the
+stack-level preflight's bad inputs, each refused before anything changes."""
 
 from __future__ import annotations
 
@@ -17,21 +18,6 @@ PROBE = f"{PREFIX}_probe"
 BACKUP_ROOT = "/opt/prism-molecule/backups"
 
 
-@pytest.fixture(scope="module")
-def drift(host):
-    """A memory limit changed outside Ansible on the test service, then `--check --diff` and the real run.
-
-    community.docker 4.8.5 records a limit difference in check mode without marking the task changed
-    (roles/prism/tasks/containers.yml works around it). The real run's output is also the evidence that the
-    test service is in preflight, the hardware preflight, seed and the status table."""
-    host.check_output(f"docker update --memory 96m --memory-swap 96m {PROBE}")
-    check = run_playbook("--check", "--diff")
-    memory_after_check = inspect(host, PROBE)["HostConfig"]["Memory"]
-    repair = run_playbook()
-    assert repair.rc == 0, repair.output[-4000:]
-    return check, memory_after_check, repair
-
-
 def test_probe_runs_healthy_with_its_registry_facts(host):
     c = inspect(host, PROBE)
     assert c["State"]["Health"]["Status"] == "healthy"
@@ -43,33 +29,33 @@ def test_probe_runs_healthy_with_its_registry_facts(host):
 
 
 def test_probe_in_preflight(drift):
-    rerun = drift[2]
+    rerun = drift.repair
     assert re.search(r"TASK \[prism_probe : Preflight \| Check the prism_probe inputs\]", rerun.output)
     assert "prism_probe preflight ran" in rerun.output
 
 
 def test_probe_in_the_hardware_preflight(drift):
-    rerun = drift[2]
+    rerun = drift.repair
     line = re.search(r"services need [0-9.]+ GiB \((.*?)\);", rerun.output, re.S)
     assert line, rerun.output[-4000:]
     assert "probe 64m" in " ".join(line.group(1).split())
 
 
 def test_probe_in_seed(drift, host):
-    rerun = drift[2]
+    rerun = drift.repair
     assert re.search(r"TASK \[prism_probe : Seed \| Marker file\]", rerun.output)
     assert host.file("/opt/prism-molecule/probe/seeded").content_string.strip() == "registered"
 
 
 def test_probe_in_the_status_table(drift):
-    rerun = drift[2]
+    rerun = drift.repair
     table = rerun.output[rerun.output.rindex("SERVICE") :]
     row = next(line for line in table.splitlines() if line.strip().startswith("probe "))
     assert "healthy" in row and "node_exporter" in row
 
 
 def test_status_table_columns_fit_their_content(drift):
-    lines = drift[2].output.splitlines()
+    lines = drift.repair.output.splitlines()
     top = max(i for i, line in enumerate(lines) if "SERVICE" in line and "ADDRESS" in line)
     header = lines[top]
     starts = [header.index(col) for col in ("IMAGE", "SOURCE", "HEALTH", "ADDRESS")]
@@ -153,18 +139,15 @@ def test_stack_preflight_refuses_bad_input(host, extra, expected):
     assert {name: inspect(host, name)["State"]["StartedAt"] for name in before} == before
 
 
-def test_check_mode_predicts_a_memory_limit_drift_and_the_run_repairs_it(drift, host):
-    check, memory_after_check, repair = drift
-    assert check.rc == 0, check.output[-3000:]
-    block = re.search(r"TASK \[prism : Containers \| Run each[^\]]*\].*?(?=\nTASK \[)", check.output, re.S)
-    assert block and f"changed: [localhost] => (item={PROBE})" in block.group(0), check.output[-3000:]
-    assert check.recap["changed"] == len(re.findall(r"^changed: \[localhost\]", check.output, re.M)) == 1
-    assert re.findall(r"^changed: \[localhost\].*$", check.output, re.M) == [
-        f"changed: [localhost] => (item={PROBE})"
-    ]
-    assert memory_after_check == 96 * 1024 * 1024, "check mode changed nothing"
-    # One looped task runs every container: the recap counts it once, so count the changed items too.
-    assert repair.recap["changed"] == 1, repair.output[-3000:]
-    changed_lines = re.findall(r"^changed: \[localhost\].*$", repair.output, re.M)
-    assert changed_lines == [f"changed: [localhost] => (item={PROBE})"], changed_lines
-    assert inspect(host, PROBE)["HostConfig"]["Memory"] == 64 * 1024 * 1024
+def test_a_required_image_without_its_archive_is_refused_before_any_container_changes(host):
+    """The image step's own bad input (roles/prism/tasks/images.yml): the archive is looked for on the host,
+    so the preflight cannot; the run stops at the images, naming the input and the fix."""
+    name = f"{PREFIX}_postgres"
+    before = inspect(host, name)["State"]["StartedAt"]
+    result = run_playbook("-e", json.dumps({"prism_image_sources": {"postgres": "archive"}}))
+    assert result.rc != 0
+    flat = " ".join(result.output.split())
+    assert "prism_image_sources.postgres is 'archive' but" in flat, result.output[-3000:]
+    assert "Fix: create it with `docker save postgres:17 -o postgres-17.tar`" in flat
+    assert "TASK [prism : Containers |" not in result.output
+    assert inspect(host, name)["State"]["StartedAt"] == before
