@@ -152,10 +152,18 @@ produced:
   type: dict
 """
 
+import contextlib  # noqa: E402
+
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.prism_acceptance import CHECKS, run  # noqa: E402
 from ansible.module_utils.prism_kafka import kafka_argument_spec  # noqa: E402
 from ansible.module_utils.prism_postgres import postgres_argument_spec  # noqa: E402
+
+# run() imports the checks only once it has found their client libraries; a module packager (Mitogen's, which
+# does not follow an import inside a function of a module_utils file) ships what the module imports itself.
+# A missing client library raises ImportError here; run() then names it.
+with contextlib.suppress(ImportError):
+    import ansible.module_utils.prism_acceptance_checks  # noqa: E402,F401
 
 
 def argument_spec() -> dict:
