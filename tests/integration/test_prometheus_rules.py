@@ -46,7 +46,7 @@ def promtool():
             rc = container.wait(timeout=120)["StatusCode"]
             return rc, container.logs().decode()
         finally:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
 
     yield run
     client.close()
