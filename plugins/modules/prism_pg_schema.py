@@ -24,6 +24,14 @@ options:
         considered; other files are ignored.
     type: path
     required: true
+  files:
+    description:
+      - The file names in O(path) that are migrations; any other file there is ignored. Unset, every C(.sql)
+        file in O(path) is a migration.
+      - The postgres role passes the project's list. A file left on the host by an earlier failed run, which
+        that run's seed removes, then does not fail C(--check), where nothing is removed.
+    type: list
+    elements: str
   history_table:
     description:
       - Name of the history table in schema C(public). Created on the first run that applies a migration.
@@ -120,6 +128,7 @@ def argument_spec() -> dict:
     spec = postgres_argument_spec()
     spec.update(
         path={"type": "path", "required": True},
+        files={"type": "list", "elements": "str"},
         history_table={"type": "str", "default": "prism_schema_migrations"},
     )
     return spec
@@ -130,7 +139,7 @@ def main() -> None:
     ensure_psycopg2(module)
     try:
         validate_history_table(module.params["history_table"])
-        migrations = parse_migrations(read_migration_dir(module.params["path"]))
+        migrations = parse_migrations(read_migration_dir(module.params["path"], module.params["files"]))
         if not migrations:
             module.warn(f"No migration files in {module.params['path']}: nothing to apply.")
         conn = connect(module)
