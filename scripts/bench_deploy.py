@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 import docker
+from container_spec import create_from_inspect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,26 +114,10 @@ def floor(client: docker.DockerClient, specs: list[dict]) -> float:
     api = client.api
     start = time.monotonic()
     for s in specs:
-        cfg, host = s["Config"], s["HostConfig"]
-        network = next(iter(s["NetworkSettings"]["Networks"]))
-        aliases = s["NetworkSettings"]["Networks"][network].get("Aliases") or []
         for m in s["Mounts"]:
             if m["Type"] == "volume":
                 client.volumes.create(m["Name"], labels={"org.prism.bench": "floor"})
-        api.create_container(
-            cfg["Image"],
-            name=s["Name"].lstrip("/"),
-            command=cfg.get("Cmd"),
-            entrypoint=cfg.get("Entrypoint"),
-            environment=cfg.get("Env"),
-            user=cfg.get("User") or None,
-            labels=cfg.get("Labels"),
-            healthcheck=cfg.get("Healthcheck"),
-            # "5432/tcp" as (5432, "tcp"): the SDK adds the protocol to a string itself.
-            ports=[(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.get("ExposedPorts") or {}],
-            host_config=host,
-            networking_config={"EndpointsConfig": {network: {"Aliases": aliases}}},
-        )
+        create_from_inspect(api, s)
     for s in specs:
         api.start(s["Name"].lstrip("/"))
     wait_healthy(client, [s["Name"].lstrip("/") for s in specs])

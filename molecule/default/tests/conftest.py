@@ -24,8 +24,11 @@ PREFIX = "prism_mol"
 PG_PORT = 15432
 PG_DB = "prism"
 
-# The expected schema lives with the pytest suites (tests/expected_schema.py).
+# The expected schema lives with the pytest suites (tests/expected_schema.py); the drift cycle recreates
+# containers with scripts/container_spec.py, as the deploy benchmark's floor does.
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from container_spec import create_from_inspect  # noqa: E402
 
 
 @dataclass
@@ -183,7 +186,7 @@ def _field(attrs: dict, what: str):
     }[what]()
 
 
-def _drift_spec(client: docker.DockerClient, service: str, what: str, cfg: dict, hc: dict) -> None:
+def _drift_spec(client: docker.DockerClient, what: str, cfg: dict, hc: dict) -> None:
     """Change one field of an inspected container's configuration, the way a hand edit would."""
     if what == "image":
         cfg["Image"] = client.api.inspect_container(f"{PREFIX}_redis_exporter")["Image"]
@@ -210,28 +213,13 @@ def _drift_spec(client: docker.DockerClient, service: str, what: str, cfg: dict,
         raise ValueError(what)
 
 
-def _recreate(client: docker.DockerClient, name: str, service: str, what: str) -> None:
+def _recreate(client: docker.DockerClient, name: str, what: str) -> None:
     """Remove the container and create it again from its own inspect data with one field changed."""
     attrs = client.api.inspect_container(name)
     cfg, hc = copy.deepcopy(attrs["Config"]), copy.deepcopy(attrs["HostConfig"])
-    _drift_spec(client, service, what, cfg, hc)
-    network = next(iter(attrs["NetworkSettings"]["Networks"]))
-    aliases = attrs["NetworkSettings"]["Networks"][network].get("Aliases") or []
+    _drift_spec(client, what, cfg, hc)
     client.api.remove_container(name, force=True, v=True)
-    client.api.create_container(
-        cfg["Image"],
-        name=name,
-        command=cfg.get("Cmd"),
-        entrypoint=cfg.get("Entrypoint"),
-        environment=cfg.get("Env"),
-        user=cfg.get("User") or None,
-        labels=cfg.get("Labels"),
-        healthcheck=cfg.get("Healthcheck"),
-        # "5432/tcp" as (5432, "tcp"): the SDK adds the protocol to a string itself.
-        ports=[(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.get("ExposedPorts") or {}],
-        host_config=hc,
-        networking_config={"EndpointsConfig": {network: {"Aliases": aliases}}},
-    )
+    create_from_inspect(client.api, attrs, cfg, hc)
     # The image drift runs node_exporter's entrypoint in an image without it: the start fails, the drift stays.
     with contextlib.suppress(docker.errors.APIError):
         client.api.start(name)
@@ -275,7 +263,7 @@ def drift() -> Drift:
             conf = _redis_conf(client.api.inspect_container(name))
             conf.write_text(conf.read_text() + "# edited outside Ansible\ntimeout 7\n")
         else:
-            _recreate(client, name, service, what)
+            _recreate(client, name, what)
     d.drifted = snapshot()
     d.check = run_playbook("--check", "--diff")
     d.after_check = snapshot()

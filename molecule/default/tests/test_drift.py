@@ -15,11 +15,12 @@ import re
 import pytest
 from conftest import DRIFTS, PREFIX, REDIS_CONF_TASK, UNTOUCHED
 
-CONTAINERS_TASK = r"TASK \[prism : Containers \| Run each[^\]]*\]"
+CONTAINERS_TASK = "prism : Containers | Run each, one call per container (--check shows the differences)"
+EXPECTED = sorted(f"{PREFIX}_{service}" for service in DRIFTS)
 
 
 def changed_items(output: str) -> list[str]:
-    block = re.search(CONTAINERS_TASK + r".*?(?=\nTASK \[)", output, re.S)
+    block = re.search(r"TASK \[" + re.escape(CONTAINERS_TASK) + r"\].*?(?=\nTASK \[)", output, re.S)
     assert block, output[-3000:]
     return sorted(re.findall(r"^changed: \[localhost\] => \(item=([^)]*)\)", block.group(0), re.M))
 
@@ -34,34 +35,30 @@ def changed_tasks(output: str) -> list[str]:
     return names
 
 
-EXPECTED = sorted(f"{PREFIX}_{service}" for service in DRIFTS)
-
-
 def test_every_drift_took_effect_before_the_runs(drift):
     """The fixture's changes are real: each drifted field differs from the converged value."""
     for service, field in DRIFTS.items():
         assert drift.drifted[service] != drift.before[service], f"{service} {field}: drift did not apply"
 
 
-def test_check_mode_predicts_every_drift_and_changes_nothing(drift):
-    check = drift.check
-    assert check.rc == 0, check.output[-3000:]
-    items = changed_items(check.output)
-    print(f"\ncheck mode: {len(items)} containers predicted changed of {len(DRIFTS)} drifted: {items}")
+def assert_exactly_the_drifted_changed(result, label: str) -> None:
+    """The run changed (or predicts) exactly the drifted containers, and no task but redis.conf and them."""
+    assert result.rc == 0, result.output[-3000:]
+    items = changed_items(result.output)
+    print(f"\n{label}: {len(items)} containers changed of {len(DRIFTS)} drifted: {items}")
     assert items == EXPECTED
-    assert sorted(changed_tasks(check.output)) == sorted([REDIS_CONF_TASK, CONTAINERS_TASK_NAME])
+    assert sorted(changed_tasks(result.output)) == sorted([REDIS_CONF_TASK, CONTAINERS_TASK])
+    assert result.recap["changed"] == 2, result.output[-3000:]
+
+
+def test_check_mode_predicts_every_drift_and_changes_nothing(drift):
+    assert_exactly_the_drifted_changed(drift.check, "check mode")
     # Nothing was put back by check mode.
     assert drift.after_check == drift.drifted
 
 
 def test_the_run_repairs_exactly_the_drifted_containers(drift):
-    repair = drift.repair
-    assert repair.rc == 0, repair.output[-3000:]
-    items = changed_items(repair.output)
-    print(f"\nrepair: {len(items)} containers changed of {len(DRIFTS)} drifted: {items}")
-    assert items == EXPECTED
-    assert sorted(changed_tasks(repair.output)) == sorted([REDIS_CONF_TASK, CONTAINERS_TASK_NAME])
-    assert repair.recap["changed"] == 2, repair.output[-3000:]
+    assert_exactly_the_drifted_changed(drift.repair, "repair")
 
 
 @pytest.mark.parametrize("service", sorted(DRIFTS))
@@ -73,6 +70,3 @@ def test_a_container_nobody_drifted_is_not_restarted(drift):
     for name, started in drift.untouched_started.items():
         assert started[0] == started[1], f"{name} restarted: {started}"
     assert set(drift.untouched_started) == {f"{PREFIX}_{s}" for s in UNTOUCHED}
-
-
-CONTAINERS_TASK_NAME = "prism : Containers | Run each, one call per container (--check shows the differences)"
