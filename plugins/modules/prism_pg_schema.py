@@ -8,8 +8,9 @@ DOCUMENTATION = r"""
 module: prism_pg_schema
 short_description: Apply versioned SQL migrations to a PostgreSQL database
 description:
-  - Applies the SQL files in O(path) that the database has not seen yet, in version order, and records each
-    in a history table with its SHA-256 checksum.
+  - Applies the migrations that the database has not seen yet, in version order, and records each in a
+    history table with its SHA-256 checksum. The migrations are the SQL files in O(path) on the managed host,
+    or the files of O(sources), which the play reads on the control node (nothing is copied to the host).
   - File names are C(V<version>__<slug>.sql), for example C(V001__orch_tables.sql); the version has three or
     more digits and orders the files numerically, the slug is lower-case letters, digits and C(_).
   - All pending migrations run in one transaction together with their history rows, under a transaction-level
@@ -22,14 +23,29 @@ options:
     description:
       - Directory on the managed host holding the migration files. Only files ending in C(.sql) are
         considered; other files are ignored.
+      - Exactly one of O(path) and O(sources) is required.
     type: path
-    required: true
+  sources:
+    description:
+      - The migrations themselves, one entry per file, for example from the C(ansible.builtin.file) lookup on
+        the control node with C(rstrip=false), so that the checksum covers the file's exact text.
+      - The postgres role passes the project's C(files/migrations/postgres) this way.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The file name, C(V<version>__<slug>.sql).
+        type: str
+        required: true
+      content:
+        description: The file's SQL text, UTF-8.
+        type: str
+        required: true
   files:
     description:
       - The file names in O(path) that are migrations; any other file there is ignored. Unset, every C(.sql)
         file in O(path) is a migration.
-      - The postgres role passes the project's list. A file left on the host by an earlier failed run, which
-        that run's seed removes, then does not fail C(--check), where nothing is removed.
+      - With O(path) only.
     type: list
     elements: str
   history_table:
@@ -66,6 +82,14 @@ EXAMPLES = r"""
     login_password: "{{ postgres_superuser_password }}"
     login_db: prism
 
+- name: Apply the project's migrations, read on the control node
+  prism_pg_schema:
+    sources:
+      - name: V001__orch_tables.sql
+        content: "{{ lookup('ansible.builtin.file', 'files/migrations/postgres/V001__orch_tables.sql', rstrip=false) }}"
+    login_db: prism
+    login_password: "{{ postgres_superuser_password }}"
+
 - name: Show what would be applied
   prism_pg_schema:
     path: /opt/prism/migrations/postgres
@@ -97,7 +121,7 @@ current_version:
   type: int
   sample: 2
 migrations:
-  description: Number of migration files found in O(path).
+  description: Number of migration files found in O(path) or given in O(sources).
   returned: success
   type: int
   sample: 2
@@ -127,7 +151,12 @@ from ansible.module_utils.prism_postgres import connect, ensure_psycopg2, postgr
 def argument_spec() -> dict:
     spec = postgres_argument_spec()
     spec.update(
-        path={"type": "path", "required": True},
+        path={"type": "path"},
+        sources={
+            "type": "list",
+            "elements": "dict",
+            "options": {"name": {"type": "str", "required": True}, "content": {"type": "str", "required": True}},
+        },
         files={"type": "list", "elements": "str"},
         history_table={"type": "str", "default": "prism_schema_migrations"},
     )
@@ -135,13 +164,28 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_one_of=[("path", "sources")],
+        mutually_exclusive=[("path", "sources"), ("sources", "files")],
+    )
     ensure_psycopg2(module)
     try:
         validate_history_table(module.params["history_table"])
-        migrations = parse_migrations(read_migration_dir(module.params["path"], module.params["files"]))
+        if module.params["sources"] is not None:
+            where = "sources"
+            names = [s["name"] for s in module.params["sources"]]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise MigrationError(f"sources names {', '.join(twice)} more than once: give each file once.")
+            files = {s["name"]: s["content"].encode("utf-8") for s in module.params["sources"]}
+        else:
+            where = module.params["path"]
+            files = read_migration_dir(where, module.params["files"])
+        migrations = parse_migrations(files)
         if not migrations:
-            module.warn(f"No migration files in {module.params['path']}: nothing to apply.")
+            module.warn(f"No migration files in {where}: nothing to apply.")
         conn = connect(module)
         try:
             result = apply_plan(conn, migrations, module.params["history_table"], module.check_mode)

@@ -429,3 +429,45 @@ def test_orch_app_member_has_dml_only(runner, pg_server, database) -> None:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP ROLE IF EXISTS {login}")
         admin.close()
+
+
+# --- sources: the migrations passed in, as the postgres role does -------------------------------------------
+
+
+def sources_of(directory: Path) -> list[dict[str, str]]:
+    return [{"name": p.name, "content": p.read_text(encoding="utf-8")} for p in sorted(directory.glob("V*.sql"))]
+
+
+def sources_args(pg_server: Any, dbname: str, sources: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
+    return {**pg_server.login_args(dbname), "sources": sources, **extra}
+
+
+def test_sources_apply_as_the_files_do_and_rerun_changes_nothing(runner, pg_server, database) -> None:
+    first = apply_ok(runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR)))
+    assert first["changed"] is True and first["applied"] == SHIPPED
+    # The same checksums as from the files: a stack seeded one way is no drift for the other.
+    assert [c for _v, _f, c in history(pg_server, database)] == [sha(SCHEMA_DIR / n) for n in SHIPPED]
+    assert apply_ok(runner, schema_args(pg_server, database, SCHEMA_DIR))["changed"] is False
+    again = apply_ok(runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR)))
+    assert again["changed"] is False and again["pending"] == []
+
+
+def test_sources_edited_applied_migration_is_refused(runner, pg_server, database) -> None:
+    apply_ok(runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR)))
+    edited = sources_of(SCHEMA_DIR)
+    edited[0]["content"] += "\n-- edited\n"
+    before = history(pg_server, database)
+    msg = expect_failure(runner, sources_args(pg_server, database, edited))
+    assert edited[0]["name"] in msg and "immutable" in msg
+    assert history(pg_server, database) == before
+
+
+def test_sources_bad_input_is_refused_before_anything(runner, pg_server, database) -> None:
+    twice = sources_of(SCHEMA_DIR)[:1] * 2
+    msg = expect_failure(runner, sources_args(pg_server, database, twice))
+    assert "more than once" in msg and twice[0]["name"] in msg
+    both = expect_failure(runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR), path=str(SCHEMA_DIR)))
+    assert "mutually exclusive" in both and "path" in both and "sources" in both
+    neither = expect_failure(runner, pg_server.login_args(database))
+    assert "one of the following is required" in neither and "sources" in neither
+    assert public_tables(pg_server, database) == set()

@@ -251,7 +251,7 @@ def drift() -> Drift:
             for s in UNTOUCHED
         }
 
-    # From a converged stack: earlier tests may leave what a run puts back (test_bad_input's stale migration).
+    # From a converged stack: earlier tests may leave what a run puts back.
     converge = run_playbook()
     assert converge.rc == 0, converge.output[-3000:]
     d.before, untouched = snapshot(), started()
