@@ -73,7 +73,7 @@ def seed_seconds(report: dict) -> float:
             dur = task["task"].get("duration") or {}
             if dur.get("start") and dur.get("end"):
                 total += _seconds(dur["end"]) - _seconds(dur["start"])
-        if name == "Health | Time to healthy":
+        if name == "Health | Wait until every container reports healthy":
             seeding = True
     return total
 
