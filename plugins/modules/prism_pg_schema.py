@@ -155,7 +155,10 @@ def argument_spec() -> dict:
         sources={
             "type": "list",
             "elements": "dict",
-            "options": {"name": {"type": "str", "required": True}, "content": {"type": "str", "required": True}},
+            "options": {
+                "name": {"type": "str", "required": True},
+                "content": {"type": "str", "required": True},
+            },
         },
         files={"type": "list", "elements": "str"},
         history_table={"type": "str", "default": "prism_schema_migrations"},

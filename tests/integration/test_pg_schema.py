@@ -435,7 +435,9 @@ def test_orch_app_member_has_dml_only(runner, pg_server, database) -> None:
 
 
 def sources_of(directory: Path) -> list[dict[str, str]]:
-    return [{"name": p.name, "content": p.read_text(encoding="utf-8")} for p in sorted(directory.glob("V*.sql"))]
+    return [
+        {"name": p.name, "content": p.read_text(encoding="utf-8")} for p in sorted(directory.glob("V*.sql"))
+    ]
 
 
 def sources_args(pg_server: Any, dbname: str, sources: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
@@ -466,7 +468,9 @@ def test_sources_bad_input_is_refused_before_anything(runner, pg_server, databas
     twice = sources_of(SCHEMA_DIR)[:1] * 2
     msg = expect_failure(runner, sources_args(pg_server, database, twice))
     assert "more than once" in msg and twice[0]["name"] in msg
-    both = expect_failure(runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR), path=str(SCHEMA_DIR)))
+    both = expect_failure(
+        runner, sources_args(pg_server, database, sources_of(SCHEMA_DIR), path=str(SCHEMA_DIR))
+    )
     assert "mutually exclusive" in both and "path" in both and "sources" in both
     neither = expect_failure(runner, pg_server.login_args(database))
     assert "one of the following is required" in neither and "sources" in neither
