@@ -104,9 +104,8 @@ def validate_history_table(name: str) -> None:
         )
 
 
-def read_migration_dir(path: str, only: list[str] | None = None) -> dict[str, bytes]:
-    """Return ``{file name: bytes}`` of every regular file ending in .sql (any case) directly in ``path``;
-    with ``only``, of those of its names alone (other files in ``path`` are not migrations)."""
+def read_migration_dir(path: str) -> dict[str, bytes]:
+    """Return ``{file name: bytes}`` of every regular file ending in .sql (any case) directly in ``path``."""
     if not os.path.exists(path):
         raise MigrationError(f"path {path!r} does not exist: set path to the directory of the migrations.")
     if not os.path.isdir(path):
@@ -116,8 +115,6 @@ def read_migration_dir(path: str, only: list[str] | None = None) -> dict[str, by
     files: dict[str, bytes] = {}
     for entry in sorted(os.listdir(path)):
         full = os.path.join(path, entry)
-        if only is not None and entry not in only:
-            continue
         if entry.lower().endswith(".sql") and os.path.isfile(full):
             with open(full, "rb") as handle:
                 files[entry] = handle.read()

@@ -41,13 +41,6 @@ options:
         description: The file's SQL text, UTF-8.
         type: str
         required: true
-  files:
-    description:
-      - The file names in O(path) that are migrations; any other file there is ignored. Unset, every C(.sql)
-        file in O(path) is a migration.
-      - With O(path) only.
-    type: list
-    elements: str
   history_table:
     description:
       - Name of the history table in schema C(public). Created on the first run that applies a migration.
@@ -160,7 +153,6 @@ def argument_spec() -> dict:
                 "content": {"type": "str", "required": True},
             },
         },
-        files={"type": "list", "elements": "str"},
         history_table={"type": "str", "default": "prism_schema_migrations"},
     )
     return spec
@@ -171,7 +163,7 @@ def main() -> None:
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_one_of=[("path", "sources")],
-        mutually_exclusive=[("path", "sources"), ("sources", "files")],
+        mutually_exclusive=[("path", "sources")],
     )
     ensure_psycopg2(module)
     try:
@@ -185,7 +177,7 @@ def main() -> None:
             files = {s["name"]: s["content"].encode("utf-8") for s in module.params["sources"]}
         else:
             where = module.params["path"]
-            files = read_migration_dir(where, module.params["files"])
+            files = read_migration_dir(where)
         migrations = parse_migrations(files)
         if not migrations:
             module.warn(f"No migration files in {where}: nothing to apply.")

@@ -142,15 +142,6 @@ def test_read_dir_takes_sql_files_only(tmp_path: Path) -> None:
         parse_migrations(read_migration_dir(str(tmp_path)))
 
 
-def test_read_dir_with_a_file_list_reads_those_alone(tmp_path: Path) -> None:
-    """A stale file of an earlier failed run is not a migration when the caller names the project's files."""
-    (tmp_path / "V001__a.sql").write_bytes(b"SELECT 1;")
-    (tmp_path / "add-index.sql").write_bytes(b"SELECT 2;")
-    assert read_migration_dir(str(tmp_path), ["V001__a.sql", "V002__b.sql"]) == {"V001__a.sql": b"SELECT 1;"}
-    assert parse_migrations(read_migration_dir(str(tmp_path), ["V001__a.sql"]))[0].version == 1
-    assert "add-index.sql" in read_migration_dir(str(tmp_path))
-
-
 def test_read_dir_missing_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
     with pytest.raises(MigrationError) as err:
