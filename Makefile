@@ -27,9 +27,9 @@ deploy: bootstrap
 lint: bootstrap
 	yamllint --strict .
 	ansible-lint
-	ruff check plugins tests molecule scripts roles/grafana/files
-	ruff format --check plugins tests molecule scripts roles/grafana/files
-	mypy plugins tests/unit
+	ruff check plugins tests molecule scripts roles/grafana/files files/images/kafka_exporter
+	ruff format --check plugins tests molecule scripts roles/grafana/files files/images/kafka_exporter
+	mypy plugins tests/unit files/images/kafka_exporter
 	python scripts/check_argument_specs.py
 
 unit: bootstrap

@@ -1,0 +1,105 @@
+"""The stack's Kafka exporter (files/images/kafka_exporter/prism_kafka_exporter.py) against a real broker: a
+group that falls behind shows its lag under kafka_exporter's names, and a deleted group disappears at the
+next scrape. The exporter's image runs in Molecule default, scraped by Prometheus."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import KafkaServer
+
+pytestmark = pytest.mark.integration
+
+SOURCE = Path(__file__).resolve().parents[2] / "files/images/kafka_exporter/prism_kafka_exporter.py"
+TOPIC = "orch.lagtest.tasks"
+GROUP = "prism-lagtest"
+
+
+def load_exporter() -> Any:
+    spec = importlib.util.spec_from_file_location("prism_kafka_exporter", SOURCE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def scrape(exporter: Any, collector: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape through prometheus_client's text exposition, parsed back: what Prometheus would store."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def produce(server: KafkaServer, count: int) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=[server.bootstrap], acks="all")
+    try:
+        for i in range(count):
+            producer.send(TOPIC, value=f"task-{i}".encode(), partition=0)
+        producer.flush(timeout=20)
+    finally:
+        producer.close()
+
+
+def test_a_group_that_falls_behind_shows_its_lag_and_a_deleted_group_disappears(
+    kafka_server: KafkaServer,
+) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.structs import OffsetAndMetadata
+
+    exporter = load_exporter()
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_server.bootstrap], request_timeout_ms=20000)
+    admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)], wait_for_metadata=True)
+    produce(kafka_server, 10)
+    consumer = KafkaConsumer(
+        bootstrap_servers=[kafka_server.bootstrap], group_id=GROUP, enable_auto_commit=False
+    )
+    consumer.commit({TopicPartition(TOPIC, 0): OffsetAndMetadata(4, "", -1)})
+    consumer.close()
+    collector = exporter.ClusterCollector([kafka_server.bootstrap], 20000)
+    part0 = (("consumergroup", GROUP), ("partition", "0"), ("topic", TOPIC))
+
+    before = scrape(exporter, collector)
+    print(f"after 10 produced, 4 committed: {before[('kafka_consumergroup_lag', part0)]:.0f} behind")
+    assert before[("kafka_brokers", ())] == 1
+    assert before[("kafka_topic_partitions", (("topic", TOPIC),))] == 2
+    assert before[("kafka_topic_partition_current_offset", (("partition", "0"), ("topic", TOPIC)))] == 10
+    assert before[("kafka_topic_partition_oldest_offset", (("partition", "0"), ("topic", TOPIC)))] == 0
+    assert before[("kafka_consumergroup_current_offset", part0)] == 4
+    assert before[("kafka_consumergroup_lag", part0)] == 6
+
+    produce(kafka_server, 5)  # the group stops; messages keep arriving
+    behind = scrape(exporter, collector)
+    print(f"5 more produced: {behind[('kafka_consumergroup_lag', part0)]:.0f} behind")
+    assert behind[("kafka_consumergroup_lag", part0)] == 11
+    assert behind[("kafka_consumergroup_lag_sum", (("consumergroup", GROUP), ("topic", TOPIC)))] == 11
+
+    admin.delete_groups([GROUP])
+    after = scrape(exporter, collector)
+    left = [key for key in after if ("consumergroup", GROUP) in key[1]]
+    print(f"group deleted: {len(left)} series of it left")
+    assert left == []
+    assert after[("kafka_topic_partition_current_offset", (("partition", "0"), ("topic", TOPIC)))] == 15
+    admin.close()
+
+
+def test_a_cluster_that_does_not_answer_fails_the_scrape() -> None:
+    exporter = load_exporter()
+    collector = exporter.ClusterCollector(["127.0.0.1:1"], 2000)
+    with pytest.raises(Exception):  # noqa: B017 (kafka-python raises NoBrokersAvailable or a timeout)
+        scrape(exporter, collector)
