@@ -29,9 +29,11 @@ EXPORTERS = {
     "cadvisor": "cadvisor",
 }
 # The jobs this inventory deploys: Prometheus, Alertmanager and each exporter that is switched on.
-EXPECTED_JOBS = {"prometheus", "alertmanager"} | {
-    job for job in EXPORTERS if INVENTORY.get(f"exporters_{job}_enabled", True)
-}
+EXPECTED_JOBS = (
+    {"prometheus", "alertmanager"}
+    | {job for job in EXPORTERS if INVENTORY.get(f"exporters_{job}_enabled", True)}
+    | ({"kafka_jmx"} if INVENTORY.get("kafka_jmx_exporter_enabled", True) else set())
+)
 RULE_GROUPS = {
     "prism.availability",
     "prism.postgres",
@@ -74,6 +76,40 @@ def test_exporters_report_their_service_up():
     assert query("node_memory_MemTotal_bytes")
 
 
+def test_kafka_metrics_come_from_the_broker_and_the_lag_exporter():
+    """The JMX exporter in the broker's JVM and the stack's lag exporter, each scraped within a second."""
+    assert [r["value"][1] for r in query('kafka_server_kafkaserver_brokerstate{job="kafka_jmx"}')] == ["3"]
+    assert [r["value"][1] for r in query("kafka_controller_kafkacontroller_activecontrollercount")] == ["1"]
+    assert [r["value"][1] for r in query("sum(kafka_server_replicamanager_underreplicatedpartitions)")] == [
+        "0"
+    ]
+    assert query('kafka_log_log_logendoffset{topic=~"orch[.].+"}'), "no per-partition log end offsets"
+    assert query("kafka_server_raft_metrics_current_leader"), "no KRaft quorum metrics"
+    assert [r["value"][1] for r in query('kafka_brokers{job="kafka"}')] == ["1"]
+    partitions = query('kafka_topic_partitions{job="kafka",topic="orch.control.tasks"}')
+    assert partitions and int(partitions[0]["value"][1]) >= 1, partitions
+    for job in ("kafka_jmx", "kafka"):
+        series = query(f'scrape_samples_scraped{{job="{job}"}}')[0]["value"][1]
+        seconds = float(query(f'scrape_duration_seconds{{job="{job}"}}')[0]["value"][1])
+        print(f"job {job}: {series} series, scrape {seconds:.3f} s")
+        assert seconds <= 1.0, (job, seconds)
+
+
+def test_the_jmx_agent_is_in_the_server_process_only(host):
+    """KAFKA_OPTS with -javaagent is an argument of the image's run script, not the container's environment,
+    which `docker exec` (the health probe, kafka-topics) would hand to every other JVM."""
+    c = inspect(host, f"{PREFIX}_kafka")
+    assert not [e for e in c["Config"]["Env"] if e.startswith("KAFKA_OPTS=")]
+    assert any("-javaagent:" in arg for arg in c["Config"]["Cmd"]), c["Config"]["Cmd"]
+    assert c["State"]["Health"]["Status"] == "healthy"
+    assert (
+        host.run(
+            "docker exec %s kafka-topics.sh --bootstrap-server localhost:19092 --list", f"{PREFIX}_kafka"
+        ).rc
+        == 0
+    )
+
+
 def test_rule_groups_are_loaded():
     groups = requests.get(f"{PROMETHEUS}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {g["name"] for g in groups} >= RULE_GROUPS
@@ -84,6 +120,9 @@ def test_rule_groups_are_loaded():
         "PostgresConnectionsNearMax",
         "RedisMemoryNearMax",
         "KafkaDLQMessages",
+        "KafkaBrokerDown",
+        "KafkaUnderReplicatedPartitions",
+        "KafkaConsumerLagHigh",
         "NodeDiskPressure",
         "PrismBackupTooOld",
         "Watchdog",
