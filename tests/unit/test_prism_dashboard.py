@@ -14,7 +14,17 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "grafana" / "files"))
 import prism_dashboard  # noqa: E402
 
-ALL_JOBS = ["prometheus", "alertmanager", "postgres", "redis", "node", "kafka", "cadvisor", "weaviate"]
+ALL_JOBS = [
+    "prometheus",
+    "alertmanager",
+    "postgres",
+    "redis",
+    "node",
+    "kafka_jmx",
+    "kafka",
+    "cadvisor",
+    "weaviate",
+]
 
 
 def _exprs(board: dict) -> list[str]:
@@ -34,7 +44,16 @@ def test_rows_follow_the_scraped_jobs():
     full = json.loads(prism_dashboard.to_json(prism_dashboard.build(ALL_JOBS, "ds")))
     small = json.loads(prism_dashboard.to_json(prism_dashboard.build(["prometheus", "postgres"], "ds")))
     rows = [p["title"] for p in full["panels"] if p["type"] == "row"]
-    assert rows == ["Stack", "PostgreSQL", "Redis", "Kafka", "Weaviate", "Host", "Containers"]
+    assert rows == [
+        "Stack",
+        "PostgreSQL",
+        "Redis",
+        "Kafka",
+        "Kafka consumers",
+        "Weaviate",
+        "Host",
+        "Containers",
+    ]
     assert [p["title"] for p in small["panels"] if p["type"] == "row"] == ["Stack", "PostgreSQL"]
     assert not [e for e in _exprs(small) if e.startswith(("redis_", "kafka_", "node_", "container_"))]
 

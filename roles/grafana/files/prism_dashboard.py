@@ -76,18 +76,30 @@ ROWS: list[tuple[str, str | None, list[PanelSpec]]] = [
     ),
     (
         "Kafka",
-        "kafka",
+        "kafka_jmx",
         [
-            PanelSpec("Brokers", "kafka_brokers", kind="stat"),
+            PanelSpec("Brokers running", "count(kafka_server_kafkaserver_brokerstate == 3)", kind="stat"),
+            # One replica per partition: on a cluster every replica reports its log end.
             PanelSpec(
                 "Messages per topic",
-                "sum by (topic) (kafka_topic_partition_current_offset)",
+                'sum by (topic) (max by (topic, partition) (kafka_log_log_logendoffset{topic=~"orch[.].+"}))',
                 legend="{{topic}}",
             ),
             PanelSpec(
                 "Under-replicated partitions",
-                "sum(kafka_topic_partition_under_replicated_partition)",
+                "sum(kafka_server_replicamanager_underreplicatedpartitions)",
                 kind="stat",
+            ),
+        ],
+    ),
+    (
+        "Kafka consumers",
+        "kafka",
+        [
+            PanelSpec(
+                "Dead letters per DLQ",
+                'sum by (topic) (kafka_topic_partition_current_offset{topic=~".+[.]dlq"})',
+                legend="{{topic}}",
             ),
         ],
     ),
