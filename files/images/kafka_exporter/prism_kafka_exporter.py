@@ -123,60 +123,72 @@ def read_snapshot(admin: Any) -> Snapshot:
     return Snapshot(brokers, partitions, newest, oldest, committed)
 
 
+# kafka_exporter's families: name -> (help, labels).
+FAMILIES: dict[str, tuple[str, list[str]]] = {
+    "kafka_brokers": ("Number of Brokers in the Kafka Cluster.", []),
+    "kafka_topic_partitions": ("Number of partitions for this Topic", ["topic"]),
+    "kafka_topic_partition_current_offset": (
+        "Current Offset of a Broker at Topic/Partition",
+        ["topic", "partition"],
+    ),
+    "kafka_topic_partition_oldest_offset": (
+        "Oldest Offset of a Broker at Topic/Partition",
+        ["topic", "partition"],
+    ),
+    "kafka_consumergroup_current_offset": (
+        "Current Offset of a ConsumerGroup at Topic/Partition",
+        ["consumergroup", "topic", "partition"],
+    ),
+    "kafka_consumergroup_lag": (
+        "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
+        ["consumergroup", "topic", "partition"],
+    ),
+    "kafka_consumergroup_current_offset_sum": (
+        "Current Offset of a ConsumerGroup at Topic for all partitions",
+        ["consumergroup", "topic"],
+    ),
+    "kafka_consumergroup_lag_sum": (
+        "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
+        ["consumergroup", "topic"],
+    ),
+}
+
+
+def samples(snapshot: Snapshot) -> dict[str, list[tuple[list[str], float]]]:
+    """Every sample of the snapshot by family name: (label values, value)."""
+    lags = group_lags(snapshot.committed, snapshot.newest)
+    return {
+        "kafka_brokers": [([], snapshot.brokers)],
+        "kafka_topic_partitions": [([t], n) for t, n in sorted(snapshot.partitions.items())],
+        "kafka_topic_partition_current_offset": [
+            ([t, str(p)], o) for (t, p), o in sorted(snapshot.newest.items())
+        ],
+        "kafka_topic_partition_oldest_offset": [
+            ([t, str(p)], o) for (t, p), o in sorted(snapshot.oldest.items())
+        ],
+        "kafka_consumergroup_current_offset": [
+            ([x.group, x.topic, str(x.partition)], x.committed) for x in lags
+        ],
+        "kafka_consumergroup_lag": [([x.group, x.topic, str(x.partition)], x.lag) for x in lags],
+        "kafka_consumergroup_current_offset_sum": [
+            ([g, t], o) for (g, t), (o, _) in sorted(sums(lags).items())
+        ],
+        "kafka_consumergroup_lag_sum": [([g, t], lag) for (g, t), (_, lag) in sorted(sums(lags).items())],
+    }
+
+
 def render(snapshot: Snapshot) -> list[Any]:
     """The snapshot as Prometheus metric families."""
     from prometheus_client.core import GaugeMetricFamily
 
-    brokers = GaugeMetricFamily("kafka_brokers", "Number of Brokers in the Kafka Cluster.")
-    brokers.add_metric([], snapshot.brokers)
-    parts = GaugeMetricFamily(
-        "kafka_topic_partitions", "Number of partitions for this Topic", labels=["topic"]
-    )
-    for topic, count in sorted(snapshot.partitions.items()):
-        parts.add_metric([topic], count)
-    current = GaugeMetricFamily(
-        "kafka_topic_partition_current_offset",
-        "Current Offset of a Broker at Topic/Partition",
-        labels=["topic", "partition"],
-    )
-    for (topic, partition), offset in sorted(snapshot.newest.items()):
-        current.add_metric([topic, str(partition)], offset)
-    oldest = GaugeMetricFamily(
-        "kafka_topic_partition_oldest_offset",
-        "Oldest Offset of a Broker at Topic/Partition",
-        labels=["topic", "partition"],
-    )
-    for (topic, partition), offset in sorted(snapshot.oldest.items()):
-        oldest.add_metric([topic, str(partition)], offset)
-    labels = ["consumergroup", "topic", "partition"]
-    group_offset = GaugeMetricFamily(
-        "kafka_consumergroup_current_offset",
-        "Current Offset of a ConsumerGroup at Topic/Partition",
-        labels=labels,
-    )
-    group_lag = GaugeMetricFamily(
-        "kafka_consumergroup_lag",
-        "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
-        labels=labels,
-    )
-    lags = group_lags(snapshot.committed, snapshot.newest)
-    for item in lags:
-        group_offset.add_metric([item.group, item.topic, str(item.partition)], item.committed)
-        group_lag.add_metric([item.group, item.topic, str(item.partition)], item.lag)
-    offset_sum = GaugeMetricFamily(
-        "kafka_consumergroup_current_offset_sum",
-        "Current Offset of a ConsumerGroup at Topic for all partitions",
-        labels=["consumergroup", "topic"],
-    )
-    lag_sum = GaugeMetricFamily(
-        "kafka_consumergroup_lag_sum",
-        "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
-        labels=["consumergroup", "topic"],
-    )
-    for (group, topic), (offset, lag) in sorted(sums(lags).items()):
-        offset_sum.add_metric([group, topic], offset)
-        lag_sum.add_metric([group, topic], lag)
-    return [brokers, parts, current, oldest, group_offset, group_lag, offset_sum, lag_sum]
+    out = []
+    for name, values in samples(snapshot).items():
+        help_text, labels = FAMILIES[name]
+        family = GaugeMetricFamily(name, help_text, labels=labels)
+        for label_values, value in values:
+            family.add_metric(label_values, value)
+        out.append(family)
+    return out
 
 
 class ClusterCollector(Collector):
@@ -199,9 +211,6 @@ class ClusterCollector(Collector):
                 request_timeout_ms=self.timeout_ms,
             )
         return self.admin
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> list[Any]:
         with self.lock:
