@@ -139,14 +139,22 @@ ROWS: list[tuple[str, str | None, list[PanelSpec]]] = [
         "cadvisor",
         [
             PanelSpec(
-                "Container memory",
-                'container_memory_usage_bytes{name=~".+"}',
-                unit="bytes",
+                "Container CPU",
+                'sum by (name) (rate(container_cpu_usage_seconds_total{job="cadvisor", name=~".+"}[5m]))',
                 legend="{{name}}",
             ),
+            # Containers without a limit (spec limit 0) are left out rather than shown as 0 %.
             PanelSpec(
-                "Container CPU",
-                'sum by (name) (rate(container_cpu_usage_seconds_total{name=~".+"}[5m]))',
+                "Container memory / limit",
+                'max by (name) (container_memory_working_set_bytes{job="cadvisor", name=~".+"}'
+                ' / (container_spec_memory_limit_bytes{job="cadvisor", name=~".+"} > 0))',
+                unit="percentunit",
+                legend="{{name}}",
+            ),
+            # From the Docker engine's RestartCount (files/images/cadvisor/main.go).
+            PanelSpec(
+                "Container restarts (15 min)",
+                'max by (name) (increase(prism_container_restarts_total{job="cadvisor"}[15m]))',
                 legend="{{name}}",
             ),
         ],
