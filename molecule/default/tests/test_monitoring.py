@@ -6,6 +6,7 @@ available (registry or archive: it cannot be built here); elsewhere its test say
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg2
 import pytest
@@ -39,6 +40,7 @@ RULE_GROUPS = {
     "prism.postgres",
     "prism.redis",
     "prism.kafka",
+    "prism.containers",
     "prism.node",
     "prism.backup",
     "prism.meta",
@@ -110,6 +112,113 @@ def test_the_jmx_agent_is_in_the_server_process_only(host):
     )
 
 
+def _stack_containers(host) -> set[str]:
+    out = host.check_output("docker ps --filter label=org.prism.stack=%s --format '{{.Names}}'", PREFIX)
+    return set(out.split())
+
+
+def test_cadvisor_reports_every_stack_container_by_name(host):
+    """cAdvisor's cgroup readings and Docker's restart and OOM records, for each running container of the
+    stack, labelled by container name; memory with the limit the registry set."""
+    if "cadvisor" not in EXPECTED_JOBS:
+        pytest.skip("cAdvisor is switched off in this inventory")
+    names = _stack_containers(host)
+    for metric in (
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+        "container_spec_memory_limit_bytes",
+        "container_last_seen",
+        "prism_container_restarts_total",
+        "prism_container_oom_kills_total",
+        "prism_container_oom_killed",
+    ):
+        seen = {r["metric"].get("name") for r in query(f'{metric}{{job="cadvisor"}}')}
+        assert names <= seen, (metric, sorted(names - seen))
+    limits = {
+        r["metric"]["name"]: int(float(r["value"][1]))
+        for r in query('container_spec_memory_limit_bytes{job="cadvisor", name=~".+"}')
+    }
+    for name in names:
+        assert limits[name] == inspect(host, name)["HostConfig"]["Memory"] > 0, name
+    assert [r["value"][1] for r in query('prism_container_oom_source{job="cadvisor", source="docker"}')] == [
+        "1"
+    ]
+    # No container environment in labels: some images take their secrets only from there.
+    labels = requests.get(
+        f"{PROMETHEUS}/api/v1/labels", params={"match[]": '{job="cadvisor"}'}, timeout=10
+    ).json()["data"]
+    assert "name" in labels and not [label for label in labels if label.startswith("container_env_")], labels
+    series = query('scrape_samples_scraped{job="cadvisor"}')[0]["value"][1]
+    seconds = float(query('scrape_duration_seconds{job="cadvisor"}')[0]["value"][1])
+    print(f"job cadvisor: {series} series, scrape {seconds:.3f} s, {len(names)} containers")
+    assert seconds <= 1.0, seconds
+
+
+def _wait_for(expr: str, ok, timeout: float = 90) -> list[dict]:
+    """Poll Prometheus until `ok(result)`; Prometheus scrapes and evaluates every 15 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = query(expr)
+        if ok(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(3)
+
+
+def test_a_crash_restart_is_counted(host):
+    """kill -9 of an exporter's main process from the host: the restart policy starts it again, Docker
+    counts the restart, and Prometheus has it from cAdvisor within a few scrapes."""
+    if "cadvisor" not in EXPECTED_JOBS:
+        pytest.skip("cAdvisor is switched off in this inventory")
+    name = f"{PREFIX}_node_exporter"
+    expr = f'prism_container_restarts_total{{job="cadvisor", name="{name}"}}'
+    before = int(float(query(expr)[0]["value"][1]))
+    started = inspect(host, name)["State"]["StartedAt"]
+    host.run_expect([0], "kill -9 %s", str(inspect(host, name)["State"]["Pid"]))
+    after = _wait_for(expr, lambda r: r and int(float(r[0]["value"][1])) > before)
+    counted = int(float(after[0]["value"][1])) if after else None
+    print(f"{name}: restarts before the kill {before}, after {counted}")
+    assert counted == before + 1
+    state = inspect(host, name)["State"]
+    assert state["StartedAt"] != started and state["Running"], state
+    deadline = time.monotonic() + 60
+    while inspect(host, name)["State"]["Health"]["Status"] != "healthy" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert inspect(host, name)["State"]["Health"]["Status"] == "healthy"
+
+
+def test_an_oom_kill_is_counted_and_fires_container_oom_killed(host):
+    """A throwaway container of the stack with a 32 MiB limit allocates more: the kernel kills it, Docker
+    records it, cAdvisor exports it and ContainerOOMKilled fires for that container."""
+    if "cadvisor" not in EXPECTED_JOBS:
+        pytest.skip("cAdvisor is switched off in this inventory")
+    name = f"{PREFIX}_oom_probe"
+    image = inspect(host, f"{PREFIX}_cadvisor")["Config"]["Image"]
+    host.run("docker rm -f %s", name)
+    try:
+        host.run_expect(
+            [0],
+            "docker run -d --name %s --label org.prism.stack=%s -m 32m --memory-swap 32m --network none"
+            " --entrypoint sh %s -c 'head -c 256m /dev/zero | tail'",
+            name,
+            PREFIX,
+            image,
+        )
+        kills = _wait_for(
+            f'prism_container_oom_kills_total{{job="cadvisor", name="{name}"}}',
+            lambda r: r and float(r[0]["value"][1]) >= 1,
+        )
+        state = inspect(host, name)["State"]
+        print(f"{name}: Docker OOMKilled={state['OOMKilled']}, oom events {kills and kills[0]['value'][1]}")
+        assert state["OOMKilled"] is True, state
+        assert kills and float(kills[0]["value"][1]) >= 1, kills
+        alerts = _wait_for(
+            f'ALERTS{{alertname="ContainerOOMKilled", alertstate="firing", name="{name}"}}', bool
+        )
+        assert alerts, "ContainerOOMKilled did not fire"
+    finally:
+        host.run("docker rm -f %s", name)
+
+
 def test_rule_groups_are_loaded():
     groups = requests.get(f"{PROMETHEUS}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {g["name"] for g in groups} >= RULE_GROUPS
@@ -123,6 +232,9 @@ def test_rule_groups_are_loaded():
         "KafkaBrokerDown",
         "KafkaUnderReplicatedPartitions",
         "KafkaConsumerLagHigh",
+        "ContainerRestarting",
+        "ContainerMemoryNearLimit",
+        "ContainerOOMKilled",
         "NodeDiskPressure",
         "PrismBackupTooOld",
         "Watchdog",
@@ -157,13 +269,17 @@ def test_exporters_publish_no_ports_and_cadvisor_alone_has_host_mounts(host):
         assert c["State"]["Health"]["Status"] == "healthy", name
         assert not c["HostConfig"]["PortBindings"], name
         assert "no-new-privileges:true" in c["HostConfig"]["SecurityOpt"], name
-        binds = {m["Source"] for m in c["Mounts"] if m["Type"] == "bind"}
+        assert c["HostConfig"]["CapDrop"] == ["ALL"], name
+        assert not c["HostConfig"]["CapAdd"], name
+        assert c["HostConfig"]["Privileged"] is False, name
+        assert not c["HostConfig"]["Devices"], name
+        assert c["HostConfig"]["ReadonlyRootfs"] is True, name
+        binds = {m["Source"]: m["RW"] for m in c["Mounts"] if m["Type"] == "bind"}
         if name == "cadvisor":
-            assert "/sys" in binds
+            assert {"/", "/sys", "/var/run", "/var/lib/docker"} <= set(binds), binds
+            assert not any(binds.values()), f"cAdvisor's host mounts must be read-only: {binds}"
         else:
-            assert c["HostConfig"]["CapDrop"] == ["ALL"], name
-            assert c["HostConfig"]["ReadonlyRootfs"] is True, name
-            assert not binds & {"/", "/sys", "/proc", "/var/run", "/var/lib/docker"}, (name, binds)
+            assert not set(binds) & {"/", "/sys", "/proc", "/var/run", "/var/lib/docker"}, (name, binds)
 
 
 def test_no_exporter_password_in_the_container_configuration(host):
