@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,22 @@ def app_user():
 
 def inspect(host, name: str) -> dict:
     return json.loads(host.check_output("docker inspect %s", name))[0]
+
+
+def crash(host, name: str, timeout: float = 120) -> dict:
+    """kill -9 of the container's main process from the host: a crash, which the restart policy answers
+    (`docker kill` would mark the container as stopped by an operator, and nothing would restart it).
+    Waits until the container has started again and is healthy; returns its State."""
+    before = inspect(host, name)["State"]
+    host.run_expect([0], "kill -9 %s", str(before["Pid"]))
+    deadline = time.monotonic() + timeout
+    while True:
+        state = inspect(host, name)["State"]
+        if state["StartedAt"] != before["StartedAt"] and state.get("Health", {}).get("Status") == "healthy":
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} not healthy {timeout} s after kill -9: {state}")
+        time.sleep(0.2)
 
 
 def assert_healthy_and_hardened(host, name: str, volume: str, data_path: str) -> dict:

@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 import requests
 import yaml
-from conftest import PG_DB, PG_PORT, PREFIX, ROOT, assert_loopback_only, inspect, secret
+from conftest import PG_DB, PG_PORT, PREFIX, ROOT, assert_loopback_only, crash, inspect, secret
 
 PROMETHEUS = "http://127.0.0.1:19090"
 ALERTMANAGER = "http://127.0.0.1:19093"
@@ -112,16 +112,20 @@ def test_the_jmx_agent_is_in_the_server_process_only(host):
     )
 
 
+needs_cadvisor = pytest.mark.skipif(
+    "cadvisor" not in EXPECTED_JOBS, reason="cAdvisor is switched off in this inventory"
+)
+
+
 def _stack_containers(host) -> set[str]:
     out = host.check_output("docker ps --filter label=org.prism.stack=%s --format '{{.Names}}'", PREFIX)
     return set(out.split())
 
 
+@needs_cadvisor
 def test_cadvisor_reports_every_stack_container_by_name(host):
     """cAdvisor's cgroup readings and Docker's restart and OOM records, for each running container of the
     stack, labelled by container name; memory with the limit the registry set."""
-    if "cadvisor" not in EXPECTED_JOBS:
-        pytest.skip("cAdvisor is switched off in this inventory")
     names = _stack_containers(host)
     for metric in (
         "container_cpu_usage_seconds_total",
@@ -164,33 +168,25 @@ def _wait_for(expr: str, ok, timeout: float = 90) -> list[dict]:
         time.sleep(3)
 
 
+@needs_cadvisor
 def test_a_crash_restart_is_counted(host):
     """kill -9 of an exporter's main process from the host: the restart policy starts it again, Docker
     counts the restart, and Prometheus has it from cAdvisor within a few scrapes."""
-    if "cadvisor" not in EXPECTED_JOBS:
-        pytest.skip("cAdvisor is switched off in this inventory")
     name = f"{PREFIX}_node_exporter"
     expr = f'prism_container_restarts_total{{job="cadvisor", name="{name}"}}'
     before = int(float(query(expr)[0]["value"][1]))
-    started = inspect(host, name)["State"]["StartedAt"]
-    host.run_expect([0], "kill -9 %s", str(inspect(host, name)["State"]["Pid"]))
+    state = crash(host, name)
+    assert state["Running"], state
     after = _wait_for(expr, lambda r: r and int(float(r[0]["value"][1])) > before)
     counted = int(float(after[0]["value"][1])) if after else None
     print(f"{name}: restarts before the kill {before}, after {counted}")
     assert counted == before + 1
-    state = inspect(host, name)["State"]
-    assert state["StartedAt"] != started and state["Running"], state
-    deadline = time.monotonic() + 60
-    while inspect(host, name)["State"]["Health"]["Status"] != "healthy" and time.monotonic() < deadline:
-        time.sleep(1)
-    assert inspect(host, name)["State"]["Health"]["Status"] == "healthy"
 
 
+@needs_cadvisor
 def test_an_oom_kill_is_counted_and_fires_container_oom_killed(host):
     """A throwaway container of the stack with a 32 MiB limit allocates more: the kernel kills it, Docker
     records it, cAdvisor exports it and ContainerOOMKilled fires for that container."""
-    if "cadvisor" not in EXPECTED_JOBS:
-        pytest.skip("cAdvisor is switched off in this inventory")
     name = f"{PREFIX}_oom_probe"
     image = inspect(host, f"{PREFIX}_cadvisor")["Config"]["Image"]
     host.run("docker rm -f %s", name)

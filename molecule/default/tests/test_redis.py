@@ -16,6 +16,7 @@ from conftest import (
     ROOT,
     assert_healthy_and_hardened,
     assert_loopback_only,
+    crash,
     inspect,
     run_playbook,
     secret,
@@ -233,16 +234,6 @@ def test_exporter_user_is_read_only(exporter):
             exporter.call(*command)
 
 
-def _wait_healthy_after(host, started_before: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = inspect(host, NAME)["State"]
-        if state["StartedAt"] != started_before and state.get("Health", {}).get("Status") == "healthy":
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"{NAME} not healthy {timeout} s after the restart: {state}")
-
-
 def test_key_survives_kill(host, capsys):
     key, value = f"prism:test:durable:{uuid.uuid4().hex}", uuid.uuid4().hex
     app = Redis("prism_app", secret("redis_app_password"))
@@ -252,12 +243,8 @@ def test_key_survives_kill(host, capsys):
         app.close()
     # appendfsync everysec: past the one-second window the write is on disk, not just in the page cache.
     time.sleep(1.5)
-    started = inspect(host, NAME)["State"]["StartedAt"]
     t0 = time.monotonic()
-    # kill -9 of the main process from the host: a crash, which the restart policy answers (`docker kill`
-    # would mark the container as stopped by an operator, and nothing would restart it).
-    host.run_expect([0], "kill -9 %s", str(inspect(host, NAME)["State"]["Pid"]))
-    _wait_healthy_after(host, started)
+    crash(host, NAME)
     seconds = time.monotonic() - t0
     # Redis itself is ready within milliseconds; the time is mostly the health probe's interval, since
     # Docker runs the first probe one interval after the start. Printed past pytest's capture, not asserted.
