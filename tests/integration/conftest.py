@@ -295,7 +295,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_kafka_ready(container: Any, server: KafkaServer) -> None:
+def wait_kafka_ready(container: Any, server: KafkaServer) -> None:
     from kafka.admin import KafkaAdminClient
 
     deadline = time.monotonic() + KAFKA_READY_TIMEOUT_S
@@ -360,7 +360,7 @@ def kafka_server() -> Iterator[KafkaServer]:
     )
     try:
         server = KafkaServer(bootstrap=f"127.0.0.1:{port}", image=image, container=container)
-        _wait_kafka_ready(container, server)
+        wait_kafka_ready(container, server)
         yield server
     finally:
         container.remove(force=True, v=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KafkaServer
+from conftest import KafkaServer, wait_kafka_ready
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +104,31 @@ def test_a_cluster_that_does_not_answer_fails_the_scrape() -> None:
     collector = exporter.ClusterCollector(["127.0.0.1:1"], 2000)
     with pytest.raises(Exception):  # noqa: B017 (kafka-python raises NoBrokersAvailable or a timeout)
         scrape(exporter, collector)
+
+
+def test_a_stopped_broker_fails_the_scrape_in_time_and_a_started_one_is_read_again(
+    kafka_server: KafkaServer,
+) -> None:
+    """The side effect in Molecule stops the broker container, then starts it: the scrape must fail within
+    Prometheus's scrape timeout (10 s) while it is down, and the next scrape after it is back must read it,
+    with the offsets it had. Last in the module: it restarts the module's broker."""
+    exporter = load_exporter()
+    collector = exporter.ClusterCollector([kafka_server.bootstrap], 5000)
+    offset = ("kafka_topic_partition_current_offset", (("partition", "0"), ("topic", TOPIC)))
+    before = scrape(exporter, collector)
+    assert before[("kafka_brokers", ())] == 1
+
+    kafka_server.container.stop(timeout=30)
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 (kafka-python raises a bootstrap timeout)
+        scrape(exporter, collector)
+    failed_in = time.monotonic() - started
+    print(f"broker stopped: the scrape failed after {failed_in:.1f} s")
+    assert failed_in < 10, "a scrape of a stopped broker must fail within Prometheus's scrape timeout (10 s)"
+
+    kafka_server.container.start()
+    wait_kafka_ready(kafka_server.container, kafka_server)
+    after = scrape(exporter, collector)
+    print(f"broker started: brokers {after[('kafka_brokers', ())]:.0f}, {TOPIC}/0 at {after[offset]:.0f}")
+    assert after[("kafka_brokers", ())] == 1
+    assert after[offset] == before[offset]

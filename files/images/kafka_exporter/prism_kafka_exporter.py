@@ -192,38 +192,40 @@ def render(snapshot: Snapshot) -> list[Any]:
 
 
 class ClusterCollector(Collector):
-    """A prometheus_client collector that reads the cluster at every scrape. The admin client is kept
-    between scrapes and opened again after a failure."""
+    """A prometheus_client collector that reads the cluster at every scrape, with an admin client of its own
+    that is closed when the scrape ends. Nothing outlives a scrape, so a broker that restarts, moves to
+    another address or comes back on a new container is found by the next one. A scrape is bounded by
+    ``timeout_ms`` (bootstrap, each request, and the wait for a scrape still running) so that it fails
+    within Prometheus's scrape timeout instead of piling up behind a cluster that does not answer."""
 
     def __init__(self, servers: list[str], timeout_ms: int) -> None:
         self.servers = servers
         self.timeout_ms = timeout_ms
-        self.admin: Any = None
         self.lock = threading.Lock()
 
-    def _client(self) -> Any:
+    def collect(self) -> list[Any]:
         from kafka import KafkaAdminClient
 
-        if self.admin is None:
-            self.admin = KafkaAdminClient(
+        if not self.lock.acquire(timeout=self.timeout_ms / 1000):
+            raise TimeoutError(f"the previous scrape is still reading the cluster after {self.timeout_ms} ms")
+        try:
+            admin = KafkaAdminClient(
                 bootstrap_servers=self.servers,
                 client_id="prism-kafka-exporter",
                 request_timeout_ms=self.timeout_ms,
+                bootstrap_timeout_ms=self.timeout_ms,
+                # A client lives for one scrape: no back-off carried over from a broker that was down.
+                reconnect_backoff_max_ms=1000,
             )
-        return self.admin
-
-    def collect(self) -> list[Any]:
-        with self.lock:
             try:
-                return render(read_snapshot(self._client()))
-            except Exception:
-                LOG.exception("reading the cluster at %s failed", ",".join(self.servers))
-                if self.admin is not None:
-                    try:
-                        self.admin.close()
-                    finally:
-                        self.admin = None
-                raise
+                return render(read_snapshot(admin))
+            finally:
+                admin.close()
+        except Exception:
+            LOG.exception("reading the cluster at %s failed", ",".join(self.servers))
+            raise
+        finally:
+            self.lock.release()
 
 
 def make_handler(registry: Any) -> type[BaseHTTPRequestHandler]:
@@ -265,7 +267,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--web.listen-address", dest="listen", default=":9308", help="[host]:port (default :9308)"
     )
-    parser.add_argument("--kafka.timeout-ms", dest="timeout_ms", type=int, default=10000)
+    parser.add_argument(
+        "--kafka.timeout-ms",
+        dest="timeout_ms",
+        type=int,
+        default=5000,
+        help="bound of one scrape's reads, in ms; keep it below Prometheus's scrape timeout (10 s)",
+    )
     parser.add_argument("--log.level", dest="level", default="info")
     args = parser.parse_args(argv)
     if not args.servers:
