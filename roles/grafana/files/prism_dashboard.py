@@ -101,6 +101,12 @@ ROWS: list[tuple[str, str | None, list[PanelSpec]]] = [
                 'sum by (topic) (kafka_topic_partition_current_offset{topic=~".+[.]dlq"})',
                 legend="{{topic}}",
             ),
+            # What KafkaConsumerLagHigh compares with its threshold.
+            PanelSpec(
+                "Lag per group",
+                "max by (consumergroup, topic) (kafka_consumergroup_lag_sum)",
+                legend="{{consumergroup}} {{topic}}",
+            ),
         ],
     ),
     (
