@@ -61,6 +61,11 @@ def test_every_target_is_up():
     assert set(by_job) >= EXPECTED_JOBS, f"missing scrape jobs: {EXPECTED_JOBS - set(by_job)}"
     down = {job: (t["health"], t["lastError"]) for job, t in by_job.items() if t["health"] != "up"}
     assert not down, down
+    # The figures of each job's last scrape, for the record (measured here, not asserted).
+    samples = {r["metric"]["job"]: float(r["value"][1]) for r in query("scrape_samples_scraped")}
+    seconds = {r["metric"]["job"]: float(r["value"][1]) for r in query("scrape_duration_seconds")}
+    for job in sorted(by_job):
+        print(f"{job}: {samples.get(job, 0):.0f} samples, scraped in {seconds.get(job, 0):.3f} s")
 
 
 def test_scrape_interval_is_15s():
