@@ -297,6 +297,7 @@ def _free_port() -> int:
 
 def wait_kafka_ready(container: Any, server: KafkaServer) -> None:
     from kafka.admin import KafkaAdminClient
+    from kafka.errors import CoordinatorLoadInProgressError
 
     deadline = time.monotonic() + KAFKA_READY_TIMEOUT_S
     last_error = ""
@@ -313,7 +314,14 @@ def wait_kafka_ready(container: Any, server: KafkaServer) -> None:
             continue
         try:
             if admin.describe_cluster()["brokers"]:
+                # A restarted broker answers metadata before its group coordinator has loaded
+                # __consumer_offsets; until then ListGroups fails with COORDINATOR_LOAD_IN_PROGRESS (error 14).
+                # Ready means both answer: the lag exporter and the consumer tests read groups.
+                admin.list_groups()
                 return
+        except CoordinatorLoadInProgressError as exc:
+            last_error = f"group coordinator still loading: {exc}"
+            time.sleep(1)
         finally:
             admin.close()
     logs = container.logs(tail=40).decode(errors="replace")

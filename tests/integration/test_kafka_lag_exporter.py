@@ -44,34 +44,40 @@ def scrape(exporter: Any, collector: Any) -> dict[tuple[str, tuple[tuple[str, st
     }
 
 
-def produce(server: KafkaServer, count: int) -> None:
+def produce(server: KafkaServer, count: int, topic: str = TOPIC) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=[server.bootstrap], acks="all")
     try:
         for i in range(count):
-            producer.send(TOPIC, value=f"task-{i}".encode(), partition=0)
+            producer.send(topic, value=f"task-{i}".encode(), partition=0)
         producer.flush(timeout=20)
     finally:
         producer.close()
 
 
+def commit(server: KafkaServer, group: str, topic: str, offset: int) -> None:
+    """The group's committed offset on partition 0, as a consumer that stopped there leaves it."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=[server.bootstrap], group_id=group, enable_auto_commit=False)
+    try:
+        consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)})
+    finally:
+        consumer.close()
+
+
 def test_a_group_that_falls_behind_shows_its_lag_and_a_deleted_group_disappears(
     kafka_server: KafkaServer,
 ) -> None:
-    from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.structs import OffsetAndMetadata
 
     exporter = load_exporter()
     admin = KafkaAdminClient(bootstrap_servers=[kafka_server.bootstrap], request_timeout_ms=20000)
     admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)], wait_for_metadata=True)
     produce(kafka_server, 10)
-    consumer = KafkaConsumer(
-        bootstrap_servers=[kafka_server.bootstrap], group_id=GROUP, enable_auto_commit=False
-    )
-    consumer.commit({TopicPartition(TOPIC, 0): OffsetAndMetadata(4, "", -1)})
-    consumer.close()
+    commit(kafka_server, GROUP, TOPIC, 4)
     collector = exporter.ClusterCollector([kafka_server.bootstrap], 20000)
     part0 = (("consumergroup", GROUP), ("partition", "0"), ("topic", TOPIC))
 
@@ -110,13 +116,24 @@ def test_a_stopped_broker_fails_the_scrape_in_time_and_a_started_one_is_read_aga
     kafka_server: KafkaServer,
 ) -> None:
     """The side effect in Molecule stops the broker container, then starts it: the scrape must fail within
-    Prometheus's scrape timeout (10 s) while it is down, and the next scrape after it is back must read it,
-    with the offsets it had. Last in the module: it restarts the module's broker."""
+    Prometheus's scrape timeout (10 s) while it is down, and the first scrape once it is back (metadata and
+    group coordinator answering) must read it, with the offsets and the lag it had. Its own topic and group,
+    so it runs alone too. Last in the module: it restarts the module's broker."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic, group = "orch.lagtest.restart", "prism-lagtest-restart"
+    admin = KafkaAdminClient(bootstrap_servers=[kafka_server.bootstrap], request_timeout_ms=20000)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)], wait_for_metadata=True)
+    admin.close()
+    produce(kafka_server, 7, topic)
+    commit(kafka_server, group, topic, 3)
     exporter = load_exporter()
     collector = exporter.ClusterCollector([kafka_server.bootstrap], 5000)
-    offset = ("kafka_topic_partition_current_offset", (("partition", "0"), ("topic", TOPIC)))
+    offset = ("kafka_topic_partition_current_offset", (("partition", "0"), ("topic", topic)))
+    lag = ("kafka_consumergroup_lag", (("consumergroup", group), ("partition", "0"), ("topic", topic)))
     before = scrape(exporter, collector)
     assert before[("kafka_brokers", ())] == 1
+    assert (before[offset], before[lag]) == (7, 4)
 
     kafka_server.container.stop(timeout=30)
     started = time.monotonic()
@@ -127,8 +144,12 @@ def test_a_stopped_broker_fails_the_scrape_in_time_and_a_started_one_is_read_aga
     assert failed_in < 10, "a scrape of a stopped broker must fail within Prometheus's scrape timeout (10 s)"
 
     kafka_server.container.start()
+    started = time.monotonic()
     wait_kafka_ready(kafka_server.container, kafka_server)
     after = scrape(exporter, collector)
-    print(f"broker started: brokers {after[('kafka_brokers', ())]:.0f}, {TOPIC}/0 at {after[offset]:.0f}")
+    print(
+        f"broker started, ready after {time.monotonic() - started:.1f} s: brokers {after[('kafka_brokers', ())]:.0f},"
+        f" {topic}/0 at {after[offset]:.0f}, {group} {after[lag]:.0f} behind"
+    )
     assert after[("kafka_brokers", ())] == 1
-    assert after[offset] == before[offset]
+    assert (after[offset], after[lag]) == (before[offset], before[lag])
