@@ -3,11 +3,12 @@ and leave the deployed stack exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 
 import pytest
-from conftest import PREFIX, ROOT, inspect, pg_connect, run_playbook
+from conftest import PREFIX, ROOT, inspect, pg_connect, run_playbook, secret
 
 
 def _state(host) -> tuple:
@@ -93,3 +94,31 @@ def test_unreachable_engine_is_refused(host):
     assert result.rc != 0
     assert "/run/prism-no-such-engine.sock" in result.output and "does not answer" in result.output
     assert _state(host) == before
+
+
+def test_a_second_checkout_with_new_secrets_is_refused_before_anything_changes(host, tmp_path):
+    """A second checkout deploying this host brings its own, empty .secrets/<env>: every secret is generated
+    anew. The kept secrets (the registry's kept_secrets: the initdb password, the Kafka cluster id, ...) would
+    then no longer match the data. The preflight must refuse, name them and the fix, and change nothing:
+    not the containers, not the password file PostgreSQL was initialised with."""
+    base = "/opt/prism-molecule"
+    record = host.file(f"{base}/kept_secrets.json")
+    assert record.exists and record.mode == 0o600
+    fingerprints = json.loads(record.content_string)
+    print(f"{len(fingerprints)} kept secrets recorded: {', '.join(sorted(fingerprints))}")
+    assert {"postgres_superuser_password", "kafka_cluster_id"} <= set(fingerprints)
+    for name in fingerprints:  # fingerprints only, never a value
+        assert secret(name) not in record.content_string
+    password_file = host.file(f"{base}/postgres/secrets/superuser_password").content_string
+    before = _state(host), inspect(host, f"{PREFIX}_kafka")["State"]["StartedAt"]
+
+    fresh = tmp_path / "secrets"
+    result = run_playbook("-e", f"prism_secrets_dir={fresh}")
+    assert result.rc != 0
+    assert "kept_secrets.json" in result.output and "nothing was changed" in result.output
+    for name in ("postgres_superuser_password", "kafka_cluster_id"):
+        assert name in result.output
+    assert f"copy prism_secrets_dir, {fresh}" in result.output
+    assert result.recap["changed"] == 0
+    assert host.file(f"{base}/postgres/secrets/superuser_password").content_string == password_file
+    assert (_state(host), inspect(host, f"{PREFIX}_kafka")["State"]["StartedAt"]) == before
