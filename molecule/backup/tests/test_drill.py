@@ -134,10 +134,23 @@ def test_write_known_data():
     STATE["before"] = before
 
 
+def dangling_volumes() -> set[str]:
+    """Volumes no container uses: what a tool container's anonymous volumes (its image's VOLUME lines) become
+    when it is removed without them."""
+    listed = subprocess.run(
+        ["docker", "volume", "ls", "-q", "-f", "dangling=true"], check=True, capture_output=True, text=True
+    )
+    return set(listed.stdout.split())
+
+
 def test_backup_writes_one_run_with_one_manifest(tmp_path):
     fetch_dir = tmp_path / "fetched"
+    left_before = dangling_volumes()
     result = run_playbook("-e", "backup_fetch=true", "-e", f"backup_fetch_dir={fetch_dir}", playbook=BACKUP)
     assert result.rc == 0, result.output[-4000:]
+    left = dangling_volumes() - left_before
+    print(f"backup run: {len(left)} volumes left behind by its tool containers")
+    assert not left, f"the backup's tool containers left anonymous volumes: {sorted(left)}"
     assert len(runs()) == 1
     run = BACKUP_ROOT / runs()[-1]
     manifest = json.loads((run / "manifest.json").read_text())
@@ -242,9 +255,13 @@ def test_destroy_the_data_volumes_converge_and_restore():
     assert empty["weaviate"]["objects"] == STATE["before"]["weaviate"]["objects"] - 5
     assert empty["redis"]["keys"] == {}
     assert empty["kafka"][CHANGED_TOPIC].get(CHANGED_KEY) != CHANGED_VALUE
+    left_before = dangling_volumes()
     result = run_playbook("-e", "backup_restore_confirm=true", playbook=RESTORE)
     assert result.rc == 0, result.output[-4000:]
     assert f"Restored run {STATE['run']}" in result.output
+    left = dangling_volumes() - left_before
+    print(f"restore: {len(left)} volumes left behind by its tool containers")
+    assert not left, f"the restore's tool containers left anonymous volumes: {sorted(left)}"
 
 
 def test_restored_data_equals_the_data_before_the_backup():
