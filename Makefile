@@ -35,8 +35,12 @@ lint: bootstrap
 unit: bootstrap
 	pytest -q tests/unit
 
+# Molecule prints its destroy step and recap after the verifier's summary: on a failure, the failed tests are
+# printed again last, so the tail of a CI log names them.
 molecule: engine
-	molecule test --all
+	@mkdir -p .cache
+	set -o pipefail; molecule test --all 2>&1 | tee .cache/molecule.log || \
+	  { echo "==> Molecule failed; failed tests:"; sed 's/\x1b\[[0-9;]*m//g' .cache/molecule.log | grep -E '^(FAILED|ERROR) '; exit 1; }
 
 integration: engine
 	pytest -q -m integration tests/integration

@@ -133,6 +133,33 @@ def crash(host, name: str, timeout: float = 120) -> dict:
         time.sleep(0.2)
 
 
+def wait_kafka_serves_groups(port: int, timeout: float = 120) -> float:
+    """Seconds until the broker on 127.0.0.1:<port> answers metadata and ListGroups. A restarted broker answers
+    metadata before its group coordinator has loaded __consumer_offsets (COORDINATOR_LOAD_IN_PROGRESS); until
+    then the lag exporter's scrape fails. A test that restarts Kafka ends here, so the next test finds it back."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import CoordinatorLoadInProgressError, NoBrokersAvailable
+
+    start = time.monotonic()
+    last = ""
+    while time.monotonic() - start < timeout:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{port}"], bootstrap_timeout_ms=3000)
+        except NoBrokersAvailable as exc:
+            last = str(exc)
+            time.sleep(1)
+            continue
+        try:
+            admin.list_groups()
+            return time.monotonic() - start
+        except CoordinatorLoadInProgressError as exc:
+            last = f"group coordinator still loading: {exc}"
+            time.sleep(1)
+        finally:
+            admin.close()
+    raise AssertionError(f"Kafka on port {port} does not serve groups {timeout} s after its restart: {last}")
+
+
 def assert_healthy_and_hardened(host, name: str, volume: str, data_path: str) -> dict:
     """The guarantees every service container gets from roles/prism/tasks/containers.yml; returns the
     inspect data so a service test can check its own extras."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from conftest import PREFIX, ROOT, inspect, run_playbook, secret
+from conftest import PREFIX, ROOT, inspect, run_playbook, secret, wait_kafka_serves_groups
 from kafka import KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
@@ -132,6 +132,7 @@ def test_restart_keeps_the_storage_and_never_reformats(host, admin):
     logs = host.run("docker logs --since %s %s", started, NAME)
     assert "Launching Kafka" in logs.stdout + logs.stderr
     assert "Formatting" not in logs.stdout + logs.stderr
+    print(f"{NAME} restarted: serves groups again after {wait_kafka_serves_groups(KAFKA_PORT):.1f} s")
     fresh = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{KAFKA_PORT}"])
     try:
         assert fresh.describe_cluster()["cluster_id"] == before
@@ -162,6 +163,7 @@ def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
     finally:
         restored = run_playbook()
         assert restored.rc == 0, restored.output[-3000:]
+    print(f"{NAME} recreated: serves groups again after {wait_kafka_serves_groups(KAFKA_PORT):.1f} s")
     fresh = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{KAFKA_PORT}"])
     try:
         assert fresh.describe_cluster()["cluster_id"] == cluster

@@ -6,7 +6,9 @@ available (registry or archive: it cannot be built here); elsewhere its test say
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime
 
 import psycopg2
 import pytest
@@ -55,6 +57,31 @@ def query(expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
+SCRAPE_INTERVAL_S = 15
+
+
+def _scraped_at(target: dict) -> float:
+    """lastScrape as epoch seconds; Prometheus gives RFC 3339 with nanoseconds, Python reads microseconds."""
+    stamp = re.sub(r"(\.\d{6})\d+", r"\1", target["lastScrape"]).replace("Z", "+00:00")
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_round():
+    """A target's health is that of its last scrape. Modules before this one restart Kafka and recreate
+    containers, so a scrape made during that is stale; this module reads a round scraped after it began."""
+    began = time.time()
+    deadline = time.monotonic() + 3 * SCRAPE_INTERVAL_S
+    while True:
+        targets = requests.get(f"{PROMETHEUS}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        stale = [t["labels"]["job"] for t in targets if _scraped_at(t) <= began]
+        if not stale:
+            print(f"every target scraped again {time.time() - began:.1f} s after this module began")
+            return
+        assert time.monotonic() < deadline, f"not scraped in {3 * SCRAPE_INTERVAL_S} s: {stale}"
+        time.sleep(1)
+
+
 def test_every_target_is_up():
     targets = requests.get(f"{PROMETHEUS}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     by_job = {t["labels"]["job"]: t for t in targets}
@@ -72,8 +99,8 @@ def test_scrape_interval_is_15s():
     config = yaml.safe_load(
         requests.get(f"{PROMETHEUS}/api/v1/status/config", timeout=10).json()["data"]["yaml"]
     )
-    assert config["global"]["scrape_interval"] == "15s"
-    assert {c["scrape_interval"] for c in config["scrape_configs"]} == {"15s"}
+    assert config["global"]["scrape_interval"] == f"{SCRAPE_INTERVAL_S}s"
+    assert {c["scrape_interval"] for c in config["scrape_configs"]} == {f"{SCRAPE_INTERVAL_S}s"}
 
 
 def test_exporters_report_their_service_up():
