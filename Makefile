@@ -36,11 +36,12 @@ unit: bootstrap
 	pytest -q tests/unit
 
 # Molecule prints its destroy step and recap after the verifier's summary: on a failure, the failed tests are
-# printed again last, so the tail of a CI log names them.
+# printed again last, from the verifiers' JUnit reports (.config/molecule/config.yml), so the tail of a CI
+# log names them.
 molecule: engine
-	@mkdir -p .cache
-	set -o pipefail; molecule test --all 2>&1 | tee .cache/molecule.log || \
-	  { echo "==> Molecule failed; failed tests:"; sed 's/\x1b\[[0-9;]*m//g' .cache/molecule.log | grep -E '^(FAILED|ERROR) '; exit 1; }
+	@mkdir -p .cache && rm -f .cache/molecule-*.xml
+	molecule test --all || \
+	  { echo "==> Molecule failed; failed tests:"; python scripts/failed_tests.py .cache/molecule-*.xml; exit 1; }
 
 integration: engine
 	pytest -q -m integration tests/integration

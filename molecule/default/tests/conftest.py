@@ -138,22 +138,27 @@ def wait_kafka_serves_groups(port: int, timeout: float = 120) -> float:
     metadata before its group coordinator has loaded __consumer_offsets (COORDINATOR_LOAD_IN_PROGRESS); until
     then the lag exporter's scrape fails. A test that restarts Kafka ends here, so the next test finds it back."""
     from kafka.admin import KafkaAdminClient
-    from kafka.errors import CoordinatorLoadInProgressError, NoBrokersAvailable
+    from kafka.errors import (
+        CoordinatorLoadInProgressError,
+        CoordinatorNotAvailableError,
+        KafkaConnectionError,
+        KafkaTimeoutError,
+    )
 
     start = time.monotonic()
     last = ""
     while time.monotonic() - start < timeout:
         try:
             admin = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{port}"], bootstrap_timeout_ms=3000)
-        except NoBrokersAvailable as exc:
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:  # kafka-python 3: not listening yet
             last = str(exc)
             time.sleep(1)
             continue
         try:
             admin.list_groups()
             return time.monotonic() - start
-        except CoordinatorLoadInProgressError as exc:
-            last = f"group coordinator still loading: {exc}"
+        except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError) as exc:
+            last = f"group coordinator not serving yet: {exc}"
             time.sleep(1)
         finally:
             admin.close()
