@@ -295,7 +295,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_kafka_ready(container: Any, server: KafkaServer) -> None:
+def wait_kafka_ready(container: Any, server: KafkaServer, groups: frozenset[str] = frozenset()) -> None:
+    """Ready: metadata answers and ListGroups answers without an error and lists ``groups`` (those that had
+    committed offsets before a restart). A restarted broker can answer an empty ListGroups before its group
+    coordinator has even begun loading __consumer_offsets, then COORDINATOR_LOAD_IN_PROGRESS while it loads
+    (both seen here); the groups listed mean the load is done."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import CoordinatorLoadInProgressError
 
@@ -317,8 +321,11 @@ def wait_kafka_ready(container: Any, server: KafkaServer) -> None:
                 # A restarted broker answers metadata before its group coordinator has loaded
                 # __consumer_offsets; until then ListGroups fails with COORDINATOR_LOAD_IN_PROGRESS (error 14).
                 # Ready means both answer: the lag exporter and the consumer tests read groups.
-                admin.list_groups()
-                return
+                listed = {g["group_id"] for g in admin.list_groups()}
+                if groups <= listed:
+                    return
+                last_error = f"group coordinator lists {sorted(listed)}, not yet {sorted(groups - listed)}"
+                time.sleep(1)
         except CoordinatorLoadInProgressError as exc:
             last_error = f"group coordinator still loading: {exc}"
             time.sleep(1)

@@ -5,6 +5,7 @@ next scrape. The exporter's image runs in Molecule default, scraped by Prometheu
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import time
 from pathlib import Path
@@ -105,11 +106,17 @@ def test_a_group_that_falls_behind_shows_its_lag_and_a_deleted_group_disappears(
     admin.close()
 
 
-def test_a_cluster_that_does_not_answer_fails_the_scrape() -> None:
+def test_a_cluster_that_does_not_answer_fails_the_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    from kafka.errors import KafkaTimeoutError
+
     exporter = load_exporter()
     collector = exporter.ClusterCollector(["127.0.0.1:1"], 2000)
-    with pytest.raises(Exception):  # noqa: B017 (kafka-python raises NoBrokersAvailable or a timeout)
+    with caplog.at_level(logging.INFO, logger="prism_kafka_exporter"), pytest.raises(KafkaTimeoutError):
         scrape(exporter, collector)
+    # One line that names the cluster and the reason; the traceback only at debug.
+    (record,) = [r for r in caplog.records if r.name == "prism_kafka_exporter"]
+    assert record.levelno == logging.ERROR and record.exc_info is None
+    assert record.getMessage().startswith("reading the cluster at 127.0.0.1:1 failed: KafkaTimeoutError: ")
 
 
 def test_a_stopped_broker_fails_the_scrape_in_time_and_a_started_one_is_read_again(
@@ -145,7 +152,7 @@ def test_a_stopped_broker_fails_the_scrape_in_time_and_a_started_one_is_read_aga
 
     kafka_server.container.start()
     started = time.monotonic()
-    wait_kafka_ready(kafka_server.container, kafka_server)
+    wait_kafka_ready(kafka_server.container, kafka_server, groups=frozenset({group}))
     after = scrape(exporter, collector)
     print(
         f"broker started, ready after {time.monotonic() - started:.1f} s: brokers {after[('kafka_brokers', ())]:.0f},"

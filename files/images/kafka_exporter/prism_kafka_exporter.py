@@ -221,8 +221,11 @@ class ClusterCollector(Collector):
                 return render(read_snapshot(admin))
             finally:
                 admin.close()
-        except Exception:
-            LOG.exception("reading the cluster at %s failed", ",".join(self.servers))
+        except Exception as exc:
+            # One line per failed scrape (a broker down for an hour is 240 of them); the traceback at debug.
+            reason = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
+            LOG.error("reading the cluster at %s failed: %s", ",".join(self.servers), reason)
+            LOG.debug("the failed read", exc_info=True)
             raise
         finally:
             self.lock.release()

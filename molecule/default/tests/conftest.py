@@ -133,10 +133,12 @@ def crash(host, name: str, timeout: float = 120) -> dict:
         time.sleep(0.2)
 
 
-def wait_kafka_serves_groups(port: int, timeout: float = 120) -> float:
+def wait_kafka_serves_groups(port: int, groups: frozenset[str], timeout: float = 120) -> float:
     """Seconds until the broker on 127.0.0.1:<port> answers metadata and ListGroups. A restarted broker answers
     metadata before its group coordinator has loaded __consumer_offsets (COORDINATOR_LOAD_IN_PROGRESS); until
-    then the lag exporter's scrape fails. A test that restarts Kafka ends here, so the next test finds it back."""
+    then the lag exporter's scrape fails. It can also answer an empty ListGroups before that load has begun, so
+    served means ``groups`` (those listed before the restart) are listed again. A test that restarts Kafka ends
+    here, so the next test finds it back."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import (
         CoordinatorLoadInProgressError,
@@ -155,8 +157,11 @@ def wait_kafka_serves_groups(port: int, timeout: float = 120) -> float:
             time.sleep(1)
             continue
         try:
-            admin.list_groups()
-            return time.monotonic() - start
+            listed = {g["group_id"] for g in admin.list_groups()}
+            if groups <= listed:
+                return time.monotonic() - start
+            last = f"group coordinator lists {sorted(listed)}, not yet {sorted(groups - listed)}"
+            time.sleep(1)
         except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError) as exc:
             last = f"group coordinator not serving yet: {exc}"
             time.sleep(1)

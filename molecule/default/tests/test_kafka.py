@@ -120,6 +120,7 @@ def test_containers_on_the_network_reach_kafka_19092(host):
 
 def test_restart_keeps_the_storage_and_never_reformats(host, admin):
     before = admin.describe_cluster()["cluster_id"]
+    groups = frozenset(g["group_id"] for g in admin.list_groups())
     host.check_output("docker restart %s", NAME)
     deadline = time.monotonic() + 120
     while (
@@ -132,7 +133,8 @@ def test_restart_keeps_the_storage_and_never_reformats(host, admin):
     logs = host.run("docker logs --since %s %s", started, NAME)
     assert "Launching Kafka" in logs.stdout + logs.stderr
     assert "Formatting" not in logs.stdout + logs.stderr
-    print(f"{NAME} restarted: serves groups again after {wait_kafka_serves_groups(KAFKA_PORT):.1f} s")
+    served = wait_kafka_serves_groups(KAFKA_PORT, groups)
+    print(f"{NAME} restarted: serves its {len(groups)} groups again {served:.1f} s after it was healthy")
     fresh = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{KAFKA_PORT}"])
     try:
         assert fresh.describe_cluster()["cluster_id"] == before
@@ -147,6 +149,7 @@ def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
     with it the cluster id, stays."""
     before = inspect(host, NAME)
     cluster = admin.describe_cluster()["cluster_id"]
+    groups = frozenset(g["group_id"] for g in admin.list_groups())
     anonymous = {
         m["Name"] for m in before["Mounts"] if m["Type"] == "volume" and m["Name"] != f"{PREFIX}_kafka_data"
     }
@@ -163,7 +166,8 @@ def test_recreate_leaves_no_anonymous_volume_behind(host, admin):
     finally:
         restored = run_playbook()
         assert restored.rc == 0, restored.output[-3000:]
-    print(f"{NAME} recreated: serves groups again after {wait_kafka_serves_groups(KAFKA_PORT):.1f} s")
+    served = wait_kafka_serves_groups(KAFKA_PORT, groups)
+    print(f"{NAME} recreated: serves its {len(groups)} groups again {served:.1f} s after the playbook")
     fresh = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{KAFKA_PORT}"])
     try:
         assert fresh.describe_cluster()["cluster_id"] == cluster
