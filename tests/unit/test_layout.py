@@ -7,76 +7,12 @@ The dev inventory (one host) still renders the single-node layout."""
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = ROOT / "inventories" / "cluster"
-PLAYBOOK = ROOT / "tests" / "unit" / "playbooks" / "layout.yml"
-HOSTS = ["prism-a.plant.internal", "prism-b.plant.internal", "prism-c.plant.internal"]
-ADDRESS = {
-    "prism-a.plant.internal": "10.20.0.11",
-    "prism-b.plant.internal": "10.20.0.12",
-    "prism-c.plant.internal": "10.20.0.13",
-}
-
-
-def cluster_inventory() -> tuple[dict[str, Any], dict[str, Any]]:
-    """inventories/cluster's hosts.yml and its group_vars/all, merged, as data to change per case."""
-    hosts = yaml.safe_load((CLUSTER / "hosts.yml").read_text())
-    group_vars: dict[str, Any] = {}
-    for path in sorted((CLUSTER / "group_vars" / "all").glob("*.yml")):
-        group_vars |= yaml.safe_load(path.read_text())
-    return hosts, group_vars
-
-
-def run(
-    tmp_path: Path, hosts: dict[str, Any], group_vars: dict[str, Any]
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """The layout playbook on this inventory, every host local; returns the run and the directory of its output."""
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(group_vars))
-    out = tmp_path / "out"
-    out.mkdir()
-    local = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "ansible_become": False,
-        # Secrets generated into the test's own directory (the inventory's vault is not here), no data recorded.
-        "prism_secrets_generate": True,
-        "prism_secrets_dir": str(tmp_path / "secrets"),
-        "prism_base_dir": str(tmp_path / "base"),
-        "prism_hardware_check": "warn",
-        "layout_out": str(out),
-    }
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            str(PLAYBOOK),
-            "-i",
-            str(inventory),
-            "-e",
-            json.dumps(local),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return proc, out
-
-
-def rendered(out: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+from layout_inventory import ADDRESS, HOSTS, ROOT, cluster_inventory, rendered, run
 
 
 def refused(tmp_path: Path, hosts: dict[str, Any], group_vars: dict[str, Any], *fragments: str) -> str:
@@ -117,25 +53,83 @@ def test_the_cluster_inventory_renders_one_quorum_over_the_hosts_addresses(tmp_p
         assert node["topic_defaults"]["configs"]["unclean.leader.election.enable"] is False
     # The topics are the cluster's: one broker seeds them.
     assert [h for h in HOSTS if nodes[h]["seeds"]] == HOSTS[:1]
-    # Every host's exporters are scraped at the host's address, labelled with its name; the services that run
-    # once (on prism_primary) at their alias. Only the peer ports are on the host address.
+    # On several hosts every target is scraped at its host's address, labelled with the host's name: the
+    # exporters of every host, and the services that run once (on prism_primary). Only the peer ports are
+    # published on the host address; the rest stays on loopback.
     jobs = {j["job"]: j for j in nodes[HOSTS[0]]["scrape"]}
-    for job, port in {"node": 9100, "cadvisor": 8080, "kafka_jmx": 9404}.items():
+    for job, port in {"node": 9100, "cadvisor": 8080, "kafka_jmx": 9404, "alertmanager": 9095}.items():
         assert jobs[job]["targets"] == []
         assert jobs[job]["host_targets"] == [
             {"targets": [f"{ADDRESS[h]}:{port}"], "labels": {"host": h}} for h in HOSTS
         ]
-    assert jobs["postgres"] == {"job": "postgres", "targets": ["postgres_exporter:9187"], "host_targets": []}
+    assert jobs["prometheus"]["host_targets"] == [
+        {"targets": [f"{ADDRESS[h]}:9090"], "labels": {"host": h}} for h in HOSTS[:2]
+    ]
+    for job, port in {"postgres": 9187, "redis": 9121, "kafka": 9308, "weaviate": 2112}.items():
+        assert jobs[job] == {
+            "job": job,
+            "targets": [],
+            "host_targets": [{"targets": [f"{ADDRESS[HOSTS[0]]}:{port}"], "labels": {"host": HOSTS[0]}}],
+        }
+    peer = {
+        # Kafka (EXTERNAL, INTERNAL, CONTROLLER, JMX), node_exporter, cAdvisor, Alertmanager's API and gossip
+        "every": [
+            (9092, "tcp"),
+            (19092, "tcp"),
+            (9093, "tcp"),
+            (9404, "tcp"),
+            (9100, "tcp"),
+            (8080, "tcp"),
+            (9095, "tcp"),
+            (9094, "tcp"),
+            (9094, "udp"),
+        ],
+        "prometheus": [(9090, "tcp")],
+        "primary": [(2112, "tcp"), (9187, "tcp"), (9121, "tcp"), (9308, "tcp")],
+    }
     for host in HOSTS:
+        wanted = (
+            peer["every"]
+            + (peer["prometheus"] if host in HOSTS[:2] else [])
+            + (peer["primary"] if host == HOSTS[0] else [])
+        )
         on_host_address = [p for p in nodes[host]["all_published"] if p.startswith(ADDRESS[host] + ":")]
-        assert sorted(on_host_address) == sorted(
-            f"{ADDRESS[host]}:{port}:{port}/tcp" for port in (9092, 19092, 9093, 9404, 9100, 8080)
+        assert sorted(on_host_address) == sorted(f"{ADDRESS[host]}:{p}:{p}/{proto}" for p, proto in wanted)
+        assert all(
+            p.startswith("127.0.0.1:") for p in set(nodes[host]["all_published"]) - set(on_host_address)
         )
-        assert set(nodes[host]["all_published"]) - set(on_host_address) == (
-            set()
-            if host != HOSTS[0]
-            else {p for p in nodes[host]["all_published"] if p.startswith("127.0.0.1:")}
-        )
+
+
+def test_monitoring_runs_as_two_prometheus_replicas_and_one_alertmanager_cluster(tmp_path: Path) -> None:
+    proc, out = run(tmp_path, *cluster_inventory())
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    nodes = rendered(out)
+    alertmanagers = [f"{ADDRESS[h]}:9095" for h in HOSTS]
+    for host in HOSTS[:2]:
+        config = yaml.safe_load(nodes[host]["prometheus_yml"])
+        assert config["global"]["external_labels"] == {
+            "prism_stack": "prism",
+            "environment": "cluster",
+            "replica": host,
+        }
+        assert config["alerting"] == {
+            "alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}],
+            "alert_relabel_configs": [{"action": "labeldrop", "regex": "replica"}],
+        }
+        # The same jobs and targets on both replicas: each scrapes every host.
+        assert config["scrape_configs"] == yaml.safe_load(nodes[HOSTS[0]]["prometheus_yml"])["scrape_configs"]
+    assert nodes[HOSTS[2]]["prometheus_yml"] is None
+    for host in HOSTS:
+        others = [f"--cluster.peer={ADDRESS[h]}:9094" for h in HOSTS if h != host]
+        assert nodes[host]["alertmanager_command"] == [
+            "--config.file=/etc/alertmanager/alertmanager.yml",
+            "--storage.path=/alertmanager",
+            "--cluster.listen-address=0.0.0.0:9094",
+            f"--cluster.advertise-address={ADDRESS[host]}:9094",
+            *others,
+            "--web.listen-address=:9093",
+            "--web.listen-address=:9095",
+        ]
 
 
 def test_separate_controllers_are_rendered_as_their_own_nodes(tmp_path: Path) -> None:
@@ -186,7 +180,17 @@ def test_the_single_host_layout_is_unchanged(tmp_path: Path) -> None:
     assert jobs["node"]["targets"] == ["node_exporter:9100"] and jobs["kafka_jmx"]["targets"] == [
         "kafka:9404"
     ]
+    assert all(j["host_targets"] == [] for j in node["scrape"])
     assert node["seeds"] is True
+    # One Prometheus and one Alertmanager, as before: no replica label, no gossip, the Alertmanager at its alias.
+    config = yaml.safe_load(node["prometheus_yml"])
+    assert config["global"]["external_labels"] == {"prism_stack": "prism", "environment": "dev"}
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
+    assert node["alertmanager_command"] == [
+        "--config.file=/etc/alertmanager/alertmanager.yml",
+        "--storage.path=/alertmanager",
+        "--cluster.listen-address=",
+    ]
 
 
 @pytest.mark.parametrize("count", [2, 4])
