@@ -127,7 +127,7 @@ def test_the_alertmanagers_form_one_cluster_and_gossip_silences(alertmanagers: d
         assert _status(address, 9095)["cluster"]["status"] == "ready"
 
     first, *others = alertmanagers.values()
-    silence = {
+    silence: dict[str, Any] = {
         "matchers": [{"name": "alertname", "value": "PrismClusterTest", "isRegex": False}],
         "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
