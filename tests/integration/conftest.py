@@ -521,3 +521,38 @@ def weaviate_server(weaviate_image: str) -> Iterator[WeaviateServer]:
     finally:
         container.remove(force=True, v=True)
         client.close()
+
+
+def run_playbook(
+    inventory: Path, playbook: str | Path, *args: str, timeout: int = 1500
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from the project root with its ansible.cfg, uncoloured, output captured."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    return subprocess.run(
+        ["ansible-playbook", str(playbook), "-i", str(inventory), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_inventory(
+    inventory: Path, host: dict[str, Any], keep: set[str], group_vars: dict[str, Any]
+) -> Path:
+    """An inventory of one Docker host, this machine (``host``: its name and vars), that runs only the services of
+    ``keep``: prism_service_groups places every other service of the registry on a group it does not have."""
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"docker_hosts": {"hosts": host}}))
+    registry = yaml.safe_load((REPO_ROOT / "roles" / "prism" / "vars" / "main" / "services.yml").read_text())
+    others = sorted(set(registry["__prism_builtin_services"]) - keep)
+    placed = {"prism_service_groups": {name: "not_in_this_inventory" for name in others}}
+    (inventory / "group_vars" / "all" / "prism.yml").write_text(yaml.safe_dump(group_vars | placed))
+    return inventory

@@ -7,8 +7,6 @@ does not have. 127.0.0.2 is loopback too, so nothing leaves the machine."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import docker
 import psycopg2
 import pytest
 import requests
-import yaml
+from conftest import run_playbook, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -28,76 +26,44 @@ WEAVIATE_PORT = 28090
 KEEP = {"postgres", "weaviate"}
 
 
-def _playbook(inventory: Path, playbook: str) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    return subprocess.run(
-        ["ansible-playbook", playbook, "-i", str(inventory)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def bound_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    inventory = tmp_path_factory.mktemp("bind") / "inventory"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "docker_hosts": {
-                    "hosts": {
-                        "localhost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": "/usr/bin/python3",
-                        }
-                    }
-                }
-            }
-        )
-    )
-    registry = yaml.safe_load((ROOT / "roles" / "prism" / "vars" / "main" / "services.yml").read_text())
-    others = sorted(set(registry["__prism_builtin_services"]) - KEEP)
-    (inventory / "group_vars" / "all" / "prism.yml").write_text(
-        yaml.safe_dump(
-            {
-                "prism_environment": "bind",
-                "prism_secrets_dir": str(inventory / "secrets"),
-                "prism_image_build_fallback": True,
-                "prism_name_prefix": PREFIX,
-                "prism_network": "orch_network_bind",
-                "prism_base_dir": "/opt/prism-bind",
-                "prism_bind_address": ADDRESS,
-                # The dev and Molecule stacks may run beside it on this machine; and a dev host's warning
-                # instead of a refusal is proven here with a disk minimum no host has.
-                "prism_hardware_check": "warn",
-                "prism_min_free_disk_gb": 1000000,
-                "prism_service_groups": {name: "not_in_this_inventory" for name in others},
-                "postgres_port": PG_PORT,
-                "weaviate_port": WEAVIATE_PORT,
-                "weaviate_grpc_port": 25051,
-                "weaviate_memory": "1g",
-                "weaviate_gomemlimit": "800MiB",
-            }
-        )
+    base = tmp_path_factory.mktemp("bind")
+    inventory = write_inventory(
+        base / "inventory",
+        {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}},
+        KEEP,
+        {
+            "prism_environment": "bind",
+            "prism_secrets_dir": str(base / "inventory" / "secrets"),
+            "prism_image_build_fallback": True,
+            "prism_name_prefix": PREFIX,
+            "prism_network": "orch_network_bind",
+            "prism_base_dir": "/opt/prism-bind",
+            "prism_bind_address": ADDRESS,
+            # The dev and Molecule stacks may run beside it on this machine; and a dev host's warning
+            # instead of a refusal is proven here with a disk minimum no host has.
+            "prism_hardware_check": "warn",
+            "prism_min_free_disk_gb": 1000000,
+            "postgres_port": PG_PORT,
+            "weaviate_port": WEAVIATE_PORT,
+            "weaviate_grpc_port": 25051,
+            "weaviate_memory": "1g",
+            "weaviate_gomemlimit": "800MiB",
+        },
     )
     # A stack that a killed run left behind holds data made with that run's secrets, and the preflight would
     # refuse these new ones (kept secrets): remove it first, as Molecule's destroy does.
-    leftover = _playbook(inventory, "molecule/resources/destroy.yml")
+    leftover = run_playbook(inventory, "molecule/resources/destroy.yml")
     assert leftover.returncode == 0, leftover.stdout[-3000:]
-    result = _playbook(inventory, "site.yml")
+    result = run_playbook(inventory, "site.yml")
     output = result.stdout + result.stderr
     try:
         if result.returncode != 0:
             pytest.fail(f"site.yml with prism_bind_address={ADDRESS} failed:\n{output[-5000:]}")
         yield inventory, output
     finally:
-        destroyed = _playbook(inventory, "molecule/resources/destroy.yml")
+        destroyed = run_playbook(inventory, "molecule/resources/destroy.yml")
         assert destroyed.returncode == 0, destroyed.stdout[-3000:]
 
 

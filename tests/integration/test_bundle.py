@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-import yaml
+from conftest import run_playbook, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -33,21 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGES_PLAYBOOK = ROOT / "tests" / "integration" / "playbooks" / "images.yml"
 KEEP = {"node_exporter", "redisinsight"}
 REDISINSIGHT = "redis/redisinsight:2.70.1"
-
-
-def _run(inventory: Path, playbook: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    return subprocess.run(
-        ["ansible-playbook", str(playbook), "-i", str(inventory), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 def _changed(result: subprocess.CompletedProcess[str]) -> int:
@@ -61,40 +45,21 @@ def _flat(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _inventory(base: Path, bundle: Path, archive: Path) -> Path:
-    inventory = base / "inventory"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "docker_hosts": {
-                    "hosts": {
-                        "bundlehost": {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": sys.executable,
-                        }
-                    }
-                }
-            }
-        )
+    return write_inventory(
+        base / "inventory",
+        {"bundlehost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        KEEP,
+        {
+            "prism_environment": "bundle",
+            "prism_secrets_dir": str(base / "secrets"),
+            "prism_image_source": "archive",
+            "prism_image_bundle": str(bundle),
+            "prism_image_archive_dir": str(archive),
+            "prism_hardware_check": "warn",
+            "admin_ui_redisinsight_enabled": True,
+            "admin_ui_skip_unavailable": True,
+        },
     )
-    registry = yaml.safe_load((ROOT / "roles" / "prism" / "vars" / "main" / "services.yml").read_text())
-    others = sorted(set(registry["__prism_builtin_services"]) - KEEP)
-    (inventory / "group_vars" / "all" / "prism.yml").write_text(
-        yaml.safe_dump(
-            {
-                "prism_environment": "bundle",
-                "prism_secrets_dir": str(base / "secrets"),
-                "prism_image_source": "archive",
-                "prism_image_bundle": str(bundle),
-                "prism_image_archive_dir": str(archive),
-                "prism_hardware_check": "warn",
-                "admin_ui_redisinsight_enabled": True,
-                "admin_ui_skip_unavailable": True,
-                "prism_service_groups": {name: "not_in_this_inventory" for name in others},
-            }
-        )
-    )
-    return inventory
 
 
 def _sha256(path: Path) -> str:
@@ -115,9 +80,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("bundle")
     directory = base / "bundle"
     inventory = _inventory(base, directory, base / "archive")
-    first = _run(inventory, ROOT / "playbooks" / "bundle.yml")
+    first = run_playbook(inventory, ROOT / "playbooks" / "bundle.yml", timeout=900)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-    again = _run(inventory, ROOT / "playbooks" / "bundle.yml")
+    again = run_playbook(inventory, ROOT / "playbooks" / "bundle.yml", timeout=900)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
     manifest = json.loads((directory / "manifest.json").read_text())
     return {"base": base, "dir": directory, "manifest": manifest, "first": first, "again": again}
@@ -188,13 +153,13 @@ def test_a_host_that_lacks_an_image_gets_it_from_the_bundle_once(
     inventory = _inventory(tmp_path, bundle["dir"], archive)
     out = tmp_path / "images.json"
 
-    check = _run(inventory, IMAGES_PLAYBOOK, "--check", "--diff", "-e", f"images_out={out}")
+    check = run_playbook(inventory, IMAGES_PLAYBOOK, "--check", "--diff", "-e", f"images_out={out}")
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
     assert "node_exporter: node_exporter.tar" in check.stdout
     assert not _has(client, lacking), "--check loaded the image"
     assert not (archive / entry["file"]).exists(), "--check copied the file"
 
-    first = _run(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={out}")
+    first = run_playbook(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={out}")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     assert client.images.get(lacking).id == entry["id"]
     assert _sha256(archive / entry["file"]) == entry["sha256"]
@@ -209,7 +174,7 @@ def test_a_host_that_lacks_an_image_gets_it_from_the_bundle_once(
         assert images["redisinsight"]["ref"] == "", images["redisinsight"]
     assert _changed(first) > 0
 
-    again = _run(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={out}")
+    again = run_playbook(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={out}")
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
     assert _changed(again) == 0, again.stdout[-4000:]
     copy = again.stdout.split("Bundle, copy the files of the missing images to the host")[1].split("TASK")[0]
@@ -232,7 +197,7 @@ def test_a_file_that_differs_from_the_manifest_is_refused(
     archive = tmp_path / "archive"
     inventory = _inventory(tmp_path, damaged, archive)
 
-    result = _run(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={tmp_path / 'images.json'}")
+    result = run_playbook(inventory, IMAGES_PLAYBOOK, "-e", f"images_out={tmp_path / 'images.json'}")
     assert result.returncode != 0
     flat = _flat(result)
     assert (
@@ -252,7 +217,7 @@ def test_a_bundle_that_lacks_an_image_or_its_manifest_is_refused(
     manifest = json.loads(json.dumps(bundle["manifest"]))
     del manifest["images"]["node_exporter"]
     (short / "manifest.json").write_text(json.dumps(manifest))
-    result = _run(
+    result = run_playbook(
         _inventory(tmp_path / "a", short, tmp_path / "archive"), IMAGES_PLAYBOOK, "-e", "images_out=/dev/null"
     )
     assert result.returncode != 0
@@ -264,7 +229,7 @@ def test_a_bundle_that_lacks_an_image_or_its_manifest_is_refused(
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = _run(
+    result = run_playbook(
         _inventory(tmp_path / "b", empty, tmp_path / "archive"), IMAGES_PLAYBOOK, "-e", "images_out=/dev/null"
     )
     assert result.returncode != 0
